@@ -1,0 +1,109 @@
+"""What the platform adds to a provider call: the same load direct to a fast fake upstream and through Schleuse.
+
+    python bench/gateway_overhead.py [--seconds 5] [--concurrency 1 10 50]
+
+Full path through the gateway: API-key auth, chat turn over NATS, DLP scan, provider call, encrypted
+record on JetStream (persisted by chat), usage event (consumed by analytics). Prints a table and,
+last, one JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loadgen import Result, run_load
+
+from schleuse_common.db import ensure_database
+from schleuse_common.devrun import Platform, bootstrap_admin, migrate_all, platform_env
+from schleuse_common.devstack import find_or_start, free_port
+
+PROMPT = "Bitte fasse die Regeln für Dienstreisen in drei Sätzen zusammen. Rückfragen an das Sekretariat."
+
+
+def body(stream: bool) -> bytes:
+    payload = {"model": "default", "messages": [{"role": "user", "content": PROMPT}], "stream": stream}
+    if stream:
+        payload["stream_options"] = {"include_usage": True}
+    return json.dumps(payload).encode()
+
+
+async def measure(direct_url: str, gw_url: str, key: str, concurrency: list[int], seconds: float) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    print(f"{'mode':10} {'c':>3} {'path':8} {'rps':>8} {'p50 ms':>8} {'p99 ms':>8} {'ttfc50':>8} {'errors':>6}")
+    for stream in (False, True):
+        mode = "stream" if stream else "plain"
+        for c in concurrency:
+            await run_load(gw_url, body(stream), {"Authorization": f"Bearer {key}"}, c, 0.5, stream)  # warm-up
+            direct = await run_load(direct_url, body(stream), {}, c, seconds, stream)
+            gateway = await run_load(gw_url, body(stream), {"Authorization": f"Bearer {key}"}, c, seconds, stream)
+            for name, r in (("direct", direct), ("gateway", gateway)):
+                print(
+                    f"{mode:10} {c:>3} {name:8} {r.rps:8.1f} {r.p50():8.2f} {r.p99():8.2f} "
+                    f"{r.ttfc50() if stream else float('nan'):8.2f} {r.errors:6d}"
+                )
+            _record(figures, mode, c, direct, gateway, stream)
+    return figures
+
+
+def _record(figures: dict[str, float], mode: str, c: int, direct: Result, gateway: Result, stream: bool) -> None:
+    prefix = f"{mode}_c{c}"
+    figures[f"{prefix}_rps"] = round(gateway.rps, 1)
+    figures[f"{prefix}_direct_rps"] = round(direct.rps, 1)
+    figures[f"{prefix}_p50_ms"] = round(gateway.p50(), 2)
+    figures[f"{prefix}_p99_ms"] = round(gateway.p99(), 2)
+    figures[f"{prefix}_added_p50_ms"] = round(gateway.p50() - direct.p50(), 2)
+    figures[f"{prefix}_added_p99_ms"] = round(gateway.p99() - direct.p99(), 2)
+    figures[f"{prefix}_errors"] = gateway.errors
+    if stream:
+        figures[f"{prefix}_ttfc_overhead_p50_ms"] = round(gateway.ttfc50() - direct.ttfc50(), 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="schleuse-bench-"))
+    os.environ.setdefault("SCHLEUSE_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/schleuse_bench")
+    # The bench measures the path, not the per-user rate limit (still checked: one Redis round trip).
+    os.environ.setdefault("SCHLEUSE_GATEWAY_RATE_LIMIT_USER", "1000000000")
+    os.environ.setdefault("SCHLEUSE_GATEWAY_RATE_LIMIT_KEY", "1000000000")
+    os.environ.setdefault("SCHLEUSE_LOG_LEVEL", "WARNING")
+    stack = find_or_start(base, database="schleuse_bench")
+    platform = None
+    try:
+        ensure_database(stack.postgres.url)
+        env = platform_env(stack, base)
+        env["SCHLEUSE_LOG_LEVEL"] = "WARNING"
+        platform = Platform(stack, base, env, free_port())
+        upstream = platform.start_demo_provider(free_port())
+        env["SCHLEUSE_PROVIDERS_DEMO_URL"] = upstream
+        migrate_all(stack.postgres.url)
+        platform.start()
+        key = bootstrap_admin(env)
+        figures = asyncio.run(
+            measure(
+                f"{upstream}/chat/completions",
+                f"{platform.url}/v1/chat/completions",
+                key,
+                args.concurrency,
+                args.seconds,
+            )
+        )
+        print(json.dumps(figures))
+    finally:
+        if platform is not None:
+            platform.stop()
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from schleuse_analytics.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Analytics domain: cost, tokens and budgets (no I/O)."""

@@ -1,0 +1,3 @@
+from schleuse_chat.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Chat domain: pure rules of a turn (no I/O)."""

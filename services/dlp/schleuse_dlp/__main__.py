@@ -1,0 +1,3 @@
+from schleuse_dlp.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Pure DLP logic: detectors, policies, redaction and restore. No I/O besides reading shipped data files."""

@@ -1,0 +1,3 @@
+from schleuse_gateway.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Gateway domain: pure rules about credentials and roles."""

@@ -1,0 +1,1 @@
+"""Identity and access at the gateway: sessions, OIDC, local accounts, API keys, rate limits, audit."""

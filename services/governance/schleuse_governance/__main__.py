@@ -1,0 +1,3 @@
+from schleuse_governance.main import main
+
+main()

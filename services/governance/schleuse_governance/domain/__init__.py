@@ -1,0 +1,1 @@
+"""Governance domain: the audit chain, retention and data-subject rules (no I/O)."""

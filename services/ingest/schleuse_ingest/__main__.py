@@ -1,0 +1,3 @@
+from schleuse_ingest.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""The ingest domain: call events, calls, access, tailing, retention and queries. No I/O."""

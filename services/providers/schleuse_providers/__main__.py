@@ -1,0 +1,3 @@
+from schleuse_providers.main import main
+
+main()

@@ -1,0 +1,1 @@
+"""Adapters to each provider's API, all behind one port (`ProviderAdapter`)."""
