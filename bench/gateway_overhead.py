@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import Result, run_load
 
 from schleuse_common.db import ensure_database
-from schleuse_common.devrun import Platform, bootstrap_admin, migrate_all, platform_env
+from schleuse_common.devrun import SERVICES, Platform, bootstrap_admin, migrate_all, platform_env
 from schleuse_common.devstack import find_or_start, free_port
 
 PROMPT = "Bitte fasse die Regeln für Dienstreisen in drei Sätzen zusammen. Rückfragen an das Sekretariat."
@@ -77,13 +77,17 @@ def main() -> None:
     os.environ.setdefault("SCHLEUSE_GATEWAY_RATE_LIMIT_USER", "1000000000")
     os.environ.setdefault("SCHLEUSE_GATEWAY_RATE_LIMIT_KEY", "1000000000")
     os.environ.setdefault("SCHLEUSE_LOG_LEVEL", "WARNING")
-    stack = find_or_start(base, database="schleuse_bench")
+    # A NATS of its own: a shared server's leftover consumers and their backlog would be measured too.
+    os.environ.setdefault("SCHLEUSE_EMBEDDED", "nats")
+    stack = find_or_start(base, database="schleuse_bench", ephemeral=True)
     platform = None
     try:
         ensure_database(stack.postgres.url)
         env = platform_env(stack, base)
         env["SCHLEUSE_LOG_LEVEL"] = "WARNING"
-        platform = Platform(stack, base, env, free_port())
+        # Everything on the chat path and behind it; ingest (the calls product line) is not on it.
+        hot_path = tuple(name for name in SERVICES if name != "ingest")
+        platform = Platform(stack, base, env, free_port(), services=hot_path)
         upstream = platform.start_demo_provider(free_port())
         env["SCHLEUSE_PROVIDERS_DEMO_URL"] = upstream
         migrate_all(stack.postgres.url)

@@ -6,8 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from schleuse_common.db import drop_database, ensure_database
+from schleuse_common.db import drop_database, ensure_database, with_database
 from schleuse_common.devrun import Platform, bootstrap_admin, migrate_all, platform_env
 from schleuse_common.devstack import Stack, free_port
 from tests.e2e.upstream import RecordingUpstream
@@ -27,7 +28,7 @@ def upstream() -> Iterator[RecordingUpstream]:
 @pytest.fixture(scope="session")
 def database_url(stack: Stack) -> Iterator[str]:
     """The platform's own database: integration tests of single services leave their rows in the session's."""
-    url = f"{stack.postgres.url}_e2e"
+    url = with_database(stack.postgres.url, f"{make_url(stack.postgres.url).database}_e2e")
     ensure_database(url)
     yield url
     drop_database(url)

@@ -6,43 +6,15 @@ An admin sets a department's hard budget; that department's next call is refused
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
-import httpx
 import openai
 import pytest
 
-from schleuse_common.db import Database
 from schleuse_common.devrun import Platform
-from schleuse_gateway import store
-from schleuse_gateway.domain.keys import mint_key
+from tests.e2e.helpers import api, user_key
 
 pytestmark = pytest.mark.e2e
-
-
-def _user_key(database_url: str, roles: list[str], department: str | None) -> str:
-    async def make() -> str:
-        db = Database(database_url, "gateway", pool_size=1)
-        try:
-            async with db.session() as session:
-                user_id = await store.create_user(
-                    session, subject_hash=uuid.uuid4().hex, roles=roles, department=department
-                )
-                key = mint_key()
-                await store.create_api_key(
-                    session, user_id=user_id, name="e2e-budget", prefix=key.prefix, digest=key.digest, scopes=["*"]
-                )
-            return key.secret
-        finally:
-            await db.dispose()
-
-    return asyncio.run(make())
-
-
-def _admin(platform: Platform, key: str, method: str, path: str, body: object = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"}
-    return httpx.request(method, f"{platform.url}{path}", headers=headers, json=body, timeout=30)
 
 
 def _chat(platform: Platform, key: str) -> openai.OpenAI:
@@ -53,15 +25,15 @@ def test_a_spent_department_budget_refuses_with_a_429_naming_it(
     platform: Platform, admin_key: str, database_url: str
 ) -> None:
     department = f"Einkauf-{uuid.uuid4().hex[:6]}"
-    spent_key = _user_key(database_url, ["user"], department)
-    other_key = _user_key(database_url, ["user"], f"Vertrieb-{uuid.uuid4().hex[:6]}")
+    spent_key = user_key(database_url, ["user"], department)
+    other_key = user_key(database_url, ["user"], f"Vertrieb-{uuid.uuid4().hex[:6]}")
     # the bundled demo model is free; a priced model (the same upstream) makes every call cost something
     priced = f"e2e-priced-{uuid.uuid4().hex[:6]}"
     model = {"id": f"{priced}-model", "upstream_model": "schleuse-demo", "input_per_1m": 100, "output_per_1m": 100}
     provider = {"kind": "openai_compatible", "base_url": platform.demo_url, "models": [model]}
-    r = _admin(platform, admin_key, "PUT", f"/api/admin/providers/{priced}", provider)
+    r = api(platform, admin_key, "PUT", f"/api/admin/providers/{priced}", provider)
     assert r.status_code == 200, r.text
-    r = _admin(platform, admin_key, "PUT", f"/api/admin/budgets/department/{department}", {"hard_limit": "0"})
+    r = api(platform, admin_key, "PUT", f"/api/admin/budgets/department/{department}", {"hard_limit": "0"})
     assert r.status_code == 200, r.text
     try:
         assert r.json()["hard_limit"] == "0" and r.json()["currency"] == "EUR"
@@ -75,27 +47,27 @@ def test_a_spent_department_budget_refuses_with_a_429_naming_it(
             model="default", messages=[{"role": "user", "content": "Hallo"}], max_tokens=20
         )
         assert answer.choices[0].message.content
-        listing = _admin(platform, admin_key, "GET", "/api/admin/budgets?scope=department").json()
+        listing = api(platform, admin_key, "GET", "/api/admin/budgets?scope=department").json()
         assert department in [b["scope_id"] for b in listing["items"]]
-        r = _admin(platform, admin_key, "DELETE", f"/api/admin/budgets/department/{department}")
+        r = api(platform, admin_key, "DELETE", f"/api/admin/budgets/department/{department}")
         assert r.status_code == 200, r.text
         answer = _chat(platform, spent_key).chat.completions.create(
             model="default", messages=[{"role": "user", "content": "Hallo"}], max_tokens=20
         )
         assert answer.choices[0].message.content  # the limit is lifted with the budget
     finally:
-        _admin(platform, admin_key, "DELETE", f"/api/admin/budgets/department/{department}")
-        r = _admin(platform, admin_key, "DELETE", f"/api/admin/providers/{priced}")  # back to the demo provider
+        api(platform, admin_key, "DELETE", f"/api/admin/budgets/department/{department}")
+        r = api(platform, admin_key, "DELETE", f"/api/admin/providers/{priced}")  # back to the demo provider
         assert r.status_code == 200, r.text
 
 
 def test_admin_surface_is_admin_only_and_never_returns_secrets(
     platform: Platform, admin_key: str, database_url: str
 ) -> None:
-    user_key = _user_key(database_url, ["user", "dpo"], None)
+    dpo_key = user_key(database_url, ["user", "dpo"], None)
     for path in ("/api/admin/providers", "/api/admin/models", "/api/admin/routing", "/api/admin/budgets"):
-        assert _admin(platform, user_key, "GET", path).status_code == 403
-        assert _admin(platform, admin_key, "GET", path).status_code == 200
+        assert api(platform, dpo_key, "GET", path).status_code == 403
+        assert api(platform, admin_key, "GET", path).status_code == 200
     secret = f"sk-e2e-{uuid.uuid4().hex}"
     name = f"e2e-{uuid.uuid4().hex[:6]}"
     body = {
@@ -105,15 +77,15 @@ def test_admin_surface_is_admin_only_and_never_returns_secrets(
         "enabled": False,
         "models": [{"id": f"{name}-model", "upstream_model": "schleuse-demo", "input_per_1m": 0.5}],
     }
-    r = _admin(platform, admin_key, "PUT", f"/api/admin/providers/{name}", body)
+    r = api(platform, admin_key, "PUT", f"/api/admin/providers/{name}", body)
     try:
         assert r.status_code == 200, r.text
         assert secret not in r.text and r.json()["secrets"]["api_key"] == f"{secret[:4]}****{secret[-4:]}"
-        listing = _admin(platform, admin_key, "GET", "/api/admin/providers")
+        listing = api(platform, admin_key, "GET", "/api/admin/providers")
         assert secret not in listing.text and name in [p["name"] for p in listing.json()["items"]]
-        models = _admin(platform, admin_key, "GET", "/api/admin/models").json()["items"]
+        models = api(platform, admin_key, "GET", "/api/admin/models").json()["items"]
         assert {"id": f"{name}-model", "provider": name, "input_per_1m": 0.5}.items() <= next(
             m for m in models if m["id"] == f"{name}-model"
         ).items()
     finally:
-        assert _admin(platform, admin_key, "DELETE", f"/api/admin/providers/{name}").status_code == 200
+        assert api(platform, admin_key, "DELETE", f"/api/admin/providers/{name}").status_code == 200

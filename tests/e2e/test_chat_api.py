@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import httpx
 import pytest
 from faker import Faker
 
-from schleuse_common.db import Database
 from schleuse_common.devrun import Platform
-from schleuse_gateway import store
-from schleuse_gateway.domain.keys import mint_key
+from tests.e2e.helpers import user_key
 from tests.e2e.upstream import RecordingUpstream
 
 pytestmark = pytest.mark.e2e
@@ -21,30 +18,9 @@ ROLES = ("user", "steward", "dpo", "admin")
 NONE = "0190a0a0-0000-7000-8000-000000000000"
 
 
-def _new_key(database_url: str, roles: list[str], department: str | None) -> str:
-    """A user with `roles` and an API key for them, made directly in the gateway's store."""
-
-    async def make() -> str:
-        db = Database(database_url, "gateway", pool_size=1)
-        try:
-            async with db.session() as session:
-                user_id = await store.create_user(
-                    session, subject_hash=uuid.uuid4().hex, roles=roles, department=department
-                )
-                key = mint_key()
-                await store.create_api_key(
-                    session, user_id=user_id, name="e2e", prefix=key.prefix, digest=key.digest, scopes=["*"]
-                )
-            return key.secret
-        finally:
-            await db.dispose()
-
-    return asyncio.run(make())
-
-
 @pytest.fixture(scope="module")
 def keys(database_url: str, platform: Platform) -> dict[str, str]:
-    return {role: _new_key(database_url, [role], "Recht") for role in ROLES}
+    return {role: user_key(database_url, [role], "Recht") for role in ROLES}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +91,7 @@ def test_every_chat_endpoint_for_every_role(platform: Platform, keys: dict[str, 
 def test_no_user_reads_another_users_thread(
     platform: Platform, database_url: str, assistant_id: str, upstream: RecordingUpstream
 ) -> None:
-    alice, mallory = (_new_key(database_url, ["user"], "Recht") for _ in range(2))
+    alice, mallory = (user_key(database_url, ["user"], "Recht") for _ in range(2))
     email = fake.email()
     r = _call(
         platform, alice, "POST", "/api/threads", {"assistant_id": assistant_id, "content": f"[[demo:echo]] An {email}"}
@@ -168,7 +144,7 @@ def test_v1_with_assistant_model_uses_the_system_prompt(
     assert r.status_code == 200, r.text
     seen = upstream.seen()
     assert marker in seen and "Du bist der Assistent der Rechtsabteilung." in seen
-    other = _new_key(database_url, ["user"], "Kommunikation")
+    other = user_key(database_url, ["user"], "Kommunikation")
     r = httpx.post(
         f"{platform.url}/v1/chat/completions",
         headers={"Authorization": f"Bearer {other}"},

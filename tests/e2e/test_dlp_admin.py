@@ -7,20 +7,18 @@ another department still gets both redacted. Only admins manage policies; every 
 
 from __future__ import annotations
 
-import asyncio
+import random
+import string
 import time
 import uuid
 
-import httpx
 import openai
 import psycopg
 import pytest
 from faker import Faker
 
-from schleuse_common.db import Database
 from schleuse_common.devrun import Platform
-from schleuse_gateway import store
-from schleuse_gateway.domain.keys import mint_key
+from tests.e2e.helpers import api, user_key
 from tests.e2e.upstream import RecordingUpstream
 
 pytestmark = pytest.mark.e2e
@@ -29,36 +27,17 @@ OFFICIAL = "Katrin Lehmann"  # synthetic; the detector finds it as PERSON withou
 POLICIES = "/api/admin/dlp/policies"
 
 
-def _user_key(database_url: str, roles: list[str], department: str | None) -> str:
-    async def make() -> str:
-        db = Database(database_url, "gateway", pool_size=1)
-        try:
-            async with db.session() as session:
-                user_id = await store.create_user(
-                    session, subject_hash=uuid.uuid4().hex, roles=roles, department=department
-                )
-                key = mint_key()
-                await store.create_api_key(
-                    session, user_id=user_id, name="e2e-dlp", prefix=key.prefix, digest=key.digest, scopes=["*"]
-                )
-            return key.secret
-        finally:
-            await db.dispose()
-
-    return asyncio.run(make())
-
-
-def _api(platform: Platform, key: str, method: str, path: str, body: object = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"}
-    return httpx.request(method, f"{platform.url}{path}", headers=headers, json=body, timeout=30)
-
-
 def _chat(platform: Platform, key: str, content: str) -> str:
     client = openai.OpenAI(base_url=f"{platform.url}/v1", api_key=key, max_retries=0, timeout=30)
     answer = client.chat.completions.create(
         model="default", messages=[{"role": "user", "content": content}], max_tokens=50
     )
     return answer.choices[0].message.content or ""
+
+
+def _marker() -> str:
+    """A word no detector takes for personal data (random hex can look like a token or an id)."""
+    return "vorgang" + "".join(random.choices(string.ascii_lowercase, k=12))
 
 
 def _sent_with(upstream: RecordingUpstream, marker: str) -> str:
@@ -88,14 +67,14 @@ def test_department_policy_blocks_ibans_and_keeps_allow_listed_terms(
     platform: Platform, upstream: RecordingUpstream, admin_key: str, database_url: str
 ) -> None:
     department = f"Kasse-{uuid.uuid4().hex[:6]}"
-    kasse_key = _user_key(database_url, ["user"], department)
-    other_key = _user_key(database_url, ["user"], f"Vertrieb-{uuid.uuid4().hex[:6]}")
+    kasse_key = user_key(database_url, ["user"], department)
+    other_key = user_key(database_url, ["user"], f"Vertrieb-{uuid.uuid4().hex[:6]}")
     policy = {"actions": {"IBAN": "block", "SECRET": "block"}, "allow_terms": [OFFICIAL]}
-    r = _api(platform, admin_key, "PUT", f"{POLICIES}/department/{department}", policy)
+    r = api(platform, admin_key, "PUT", f"{POLICIES}/department/{department}", policy)
     assert r.status_code == 200, r.text
     try:
         assert r.json()["scope"] == "department" and r.json()["actions"]["IBAN"] == "block"
-        listing = _api(platform, admin_key, "GET", POLICIES).json()["policies"]
+        listing = api(platform, admin_key, "GET", POLICIES).json()["policies"]
         assert any(p["scope_id"] == department and p["allow_terms"] == [OFFICIAL] for p in listing)
 
         iban = fake.iban()
@@ -104,12 +83,12 @@ def test_department_policy_blocks_ibans_and_keeps_allow_listed_terms(
         assert info.value.code == "dlp_blocked" and "IBAN" in info.value.message
         assert iban not in upstream.seen()
 
-        marker = uuid.uuid4().hex
+        marker = _marker()
         _chat(platform, kasse_key, f"Lade Bürgermeisterin {OFFICIAL} zur Eröffnung ein. {marker}")
         assert OFFICIAL in _sent_with(upstream, marker)  # allow-listed: not redacted
 
         # another department keeps the default policy: the same texts are redacted, not refused
-        marker = uuid.uuid4().hex
+        marker = _marker()
         _chat(platform, other_key, f"Lade Bürgermeisterin {OFFICIAL} ein, IBAN {iban}. {marker}")
         sent = _sent_with(upstream, marker)
         assert OFFICIAL not in sent and "[PERSON_" in sent and iban not in sent and "[IBAN_" in sent
@@ -117,9 +96,9 @@ def test_department_policy_blocks_ibans_and_keeps_allow_listed_terms(
         entries = _audited(database_url, "audit.dlp.policy_put", department)
         assert entries and OFFICIAL not in str(entries)  # allow-list terms are counted, never named
     finally:
-        r = _api(platform, admin_key, "DELETE", f"{POLICIES}/department/{department}")
+        r = api(platform, admin_key, "DELETE", f"{POLICIES}/department/{department}")
         assert r.status_code == 200, r.text
-    assert _api(platform, admin_key, "DELETE", f"{POLICIES}/department/{department}").status_code == 404
+    assert api(platform, admin_key, "DELETE", f"{POLICIES}/department/{department}").status_code == 404
     with pytest.raises(openai.UnprocessableEntityError):  # the default still blocks secrets, not IBANs
         _chat(platform, kasse_key, "Mein Schlüssel: sk-proj-" + "a1B2c3D4e5F6g7H8i9J0" * 3)
     assert _chat(platform, kasse_key, f"Bitte überweise 100 Euro auf {fake.iban()}.")
@@ -131,19 +110,19 @@ def test_only_admins_manage_dlp_policies_and_fail_open_is_audited(
     assistant = f"a-{uuid.uuid4().hex[:8]}"
     path = f"{POLICIES}/assistant/{assistant}"
     for roles in (["user"], ["user", "dpo"], ["steward"]):
-        key = _user_key(database_url, roles, "Recht")
-        assert _api(platform, key, "GET", POLICIES).status_code == 403
-        r = _api(platform, key, "PUT", path, {"fail_open": True})
+        key = user_key(database_url, roles, "Recht")
+        assert api(platform, key, "GET", POLICIES).status_code == 403
+        r = api(platform, key, "PUT", path, {"fail_open": True})
         assert r.status_code == 403 and r.headers["content-type"].startswith("application/problem+json")
-        assert _api(platform, key, "DELETE", path).status_code == 403
-    bad = _api(platform, admin_key, "PUT", path, {"actions": {"SHOE_SIZE": "redact"}})
+        assert api(platform, key, "DELETE", path).status_code == 403
+    bad = api(platform, admin_key, "PUT", path, {"actions": {"SHOE_SIZE": "redact"}})
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_policy"
-    r = _api(platform, admin_key, "PUT", path, {"fail_open": True})
+    r = api(platform, admin_key, "PUT", path, {"fail_open": True})
     assert r.status_code == 200, r.text
     try:
         assert r.json()["fail_open"] is True
         entries = _audited(database_url, "audit.dlp.policy_put", assistant)
         assert entries and "fail_open_changed" in str(entries)
     finally:
-        assert _api(platform, admin_key, "DELETE", path).status_code == 200
+        assert api(platform, admin_key, "DELETE", path).status_code == 200
     assert _audited(database_url, "audit.dlp.policy_delete", assistant)

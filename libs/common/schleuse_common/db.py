@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import Column, DateTime, MetaData, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -54,28 +55,34 @@ class Database:
 
 def ensure_database(url: str) -> None:
     """Create the database named in `url` if it does not exist yet (dev stack and tests)."""
-    base, _, name = sqlalchemy_url(url).rpartition("/")
-    name = name.split("?")[0]
-    engine = sa.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    target = make_url(sqlalchemy_url(url))
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
+            ).first()
             if not exists:
                 with contextlib.suppress(sa.exc.ProgrammingError):  # created concurrently
-                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                    conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
     finally:
         engine.dispose()
 
 
 def drop_database(url: str) -> None:
     """Drop the database named in `url`, closing its connections (test sessions clean up after themselves)."""
-    base, _, name = sqlalchemy_url(url).rpartition("/")
-    engine = sa.create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    target = make_url(sqlalchemy_url(url))
+    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name.split("?")[0]}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+def with_database(url: str, database: str) -> str:
+    """`url` pointing at another database on the same server (keeps host, port and query)."""
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 def run_migrations(url: str, schema: str, migrations_dir: Path) -> None:
@@ -119,6 +126,18 @@ def alembic_env(target_metadata: MetaData | None = None) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+
+
+def create_platform_tables(bind: Connection, schema: str, *, data_keys: bool = False, inbox: bool = False) -> None:
+    """For a service's first migration: the tables libs/common works on (data keys, inbox) in `schema`."""
+    from schleuse_common.crypto import data_keys_table
+
+    metadata = MetaData(schema=schema)
+    if data_keys:
+        data_keys_table(metadata)
+    if inbox:
+        inbox_table(metadata)
+    metadata.create_all(bind)
 
 
 def inbox_table(metadata: MetaData) -> Table:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import structlog
 
+from schleuse_common.db import with_database
+
 log = structlog.get_logger("schleuse.devstack")
 
 
@@ -187,9 +189,9 @@ def postgres(base: Path, database: str) -> Part:
         return part
     import pgserver  # the wheel's own PostgreSQL, for machines without one
 
-    server = pgserver.get_server(str(data))
-    uri = server.get_uri()
-    return Part("postgres", uri.rsplit("/", 1)[0] + f"/{database}", "embedded")
+    base.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(data), cleanup_mode="stop")  # type: ignore[attr-defined]
+    return Part("postgres", with_database(server.get_uri(), database), "embedded")
 
 
 def redis(base: Path) -> Part:

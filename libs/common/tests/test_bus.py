@@ -217,3 +217,26 @@ async def test_batch_consumer_hands_over_many_and_isolates_a_poison_message(bus:
             break
         await asyncio.sleep(0.05)
     assert info.num_ack_pending == 0 and info.num_pending == 0  # the poison one went to the dead letters
+
+
+async def test_stream_coalesces_only_what_arrived_together(bus: Bus) -> None:
+    subject = f"test.coalesce.{new_id()}"
+    release = asyncio.Event()
+
+    async def handle(env: Envelope[Ping]) -> AsyncIterator[Pong]:
+        yield Pong(n=1)
+        await release.wait()  # the first piece travels alone: nothing else had arrived
+        for n in (2, 3, 4):
+            yield Pong(n=n)
+
+    def add(first: Pong, then: Pong) -> Pong | None:
+        return None if then.n == 4 else Pong(n=first.n * 10 + then.n)
+
+    await bus.serve_stream(subject, Ping, handle)
+    got: list[int] = []
+    async for chunk in bus.request_stream(subject, Ping(n=0), Pong, coalesce=add):
+        got.append(chunk.n)
+        if chunk.n == 1:
+            release.set()
+            await asyncio.sleep(0.1)  # let 2, 3 and 4 arrive together
+    assert got == [1, 23, 4]

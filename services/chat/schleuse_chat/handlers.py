@@ -49,6 +49,8 @@ from schleuse_common.contracts.providers import (
     GenerateRequest,
     ModelsRequest,
     ModelsResult,
+    coalesce_chunks,
+    merge_tool_calls,
 )
 from schleuse_common.crypto import DataKeyring, DecryptionError, decrypt_text, encrypt_text
 from schleuse_common.db import Database, first_deliveries
@@ -193,10 +195,12 @@ class ChatHandlers:
             department=actor.department,
             assistant_id=assistant_id,
             allow_escalation=assistant.allow_escalation if assistant else False,
+            stream=req.stream,
         )
         restore = found_any or req.thread_id is not None
         buffer = PlaceholderBuffer()
         answer: list[str] = []
+        calls: list[dict[str, Any]] = []
         final: GenerateChunk | None = None
         async for chunk in self.bus.request_stream(
             PROVIDERS_GENERATE,
@@ -204,6 +208,7 @@ class ChatHandlers:
             GenerateChunk,
             actor=actor,
             timeout=self.settings.provider_timeout_seconds,
+            coalesce=coalesce_chunks,
         ):
             text = buffer.feed(chunk.delta) if restore else chunk.delta
             if restore and chunk.finish_reason is not None:
@@ -211,12 +216,15 @@ class ChatHandlers:
             if restore and text and has_placeholder(text):
                 text = await self._restore(text, thread_id, actor)
             answer.append(text)
+            calls.extend(chunk.tool_calls or [])
             if chunk.finish_reason is not None:
                 final = chunk.model_copy(update={"delta": text})
-            elif text or chunk.tool_calls:
+            elif req.stream and (text or chunk.tool_calls):
                 yield TurnChunk(delta=text, tool_calls=chunk.tool_calls)
         if final is None:
             raise BusError("upstream_incomplete", "the provider ended the answer without finishing it", 502)
+        if not req.stream:  # a plain completion goes back whole: one bus message, not one per token
+            final = final.model_copy(update={"delta": "".join(answer), "tool_calls": merge_tool_calls(calls) or None})
         record = await self._record(
             req,
             actor,

@@ -16,7 +16,14 @@ from starlette.responses import Response, StreamingResponse
 from schleuse_common.auth import Actor
 from schleuse_common.bus import Bus, BusError
 from schleuse_common.contracts.chat import CHAT_TURN, TurnChunk, TurnRequest
-from schleuse_common.contracts.providers import PROVIDERS_MODELS, ChatMessage, ModelsRequest, ModelsResult
+from schleuse_common.contracts.providers import (
+    PROVIDERS_MODELS,
+    ChatMessage,
+    ModelsRequest,
+    ModelsResult,
+    coalesce_chunks,
+    merge_tool_calls,
+)
 from schleuse_common.ids import new_id
 from schleuse_gateway.auth import Authenticator, AuthError
 from schleuse_gateway.errors import FINAL_REFUSALS, openai_error, status_of
@@ -115,7 +122,9 @@ class OpenAIEndpoints:
             message, param = _validation_message(e)
             return openai_error(400, message, code="invalid_request", param=param)
         turn = body.to_turn()
-        chunks = self.bus.request_stream(CHAT_TURN, turn, TurnChunk, actor=actor, timeout=self.turn_timeout)
+        chunks = self.bus.request_stream(
+            CHAT_TURN, turn, TurnChunk, actor=actor, timeout=self.turn_timeout, coalesce=coalesce_chunks
+        )
         completion_id = f"chatcmpl-{new_id().replace('-', '')}"
         created = int(time.time())
         try:
@@ -188,7 +197,7 @@ async def _complete(
         return _bus_error(e)
     message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
     if tool_calls:
-        message["tool_calls"] = tool_calls
+        message["tool_calls"] = merge_tool_calls(tool_calls)
     usage = last.usage
     body = {
         "id": completion_id,

@@ -18,6 +18,7 @@ from schleuse_common.contracts.providers import (
     ModelInfo,
     ModelsRequest,
     ModelsResult,
+    collapse,
 )
 from schleuse_common.contracts.usage import USAGE_RECORDED, UsageRecorded
 from schleuse_common.crypto import DataKeyring
@@ -164,8 +165,11 @@ class ProvidersService:
                 self.budgets.settle_later(hold, outcome.cost if outcome.status == "ok" else None)
 
         try:
-            async for chunk in dispatcher.generate(request, finished, decided):
-                yield chunk
+            if request.stream:
+                async for chunk in dispatcher.generate(request, finished, decided):
+                    yield chunk
+            else:  # the caller waits for the whole answer anyway: one bus message instead of one per token
+                yield collapse([chunk async for chunk in dispatcher.generate(request, finished, decided)])
         except ProviderError as error:
             raise to_bus_error(error) from None
         finally:

@@ -158,6 +158,15 @@ async def test_generate_streams_and_publishes_usage(env, actor_key):
     assert "Wie spät" not in json.dumps(fact)  # ids and numbers only, never content
 
 
+async def test_a_plain_completion_comes_back_as_one_chunk(env, actor_key):
+    _, bus, *_ = env
+    streamed = await _generate(bus, _actor(actor_key), "[[demo:long=30]] Erzähl etwas")
+    plain = await _generate(bus, _actor(actor_key), "[[demo:long=30]] Erzähl etwas", stream=False)
+    assert len(streamed) > 1 and len(plain) == 1
+    assert plain[0].delta == "".join(c.delta for c in streamed)
+    assert plain[0].finish_reason == "stop" and plain[0].usage == streamed[-1].usage
+
+
 async def test_escalation_and_models_listing(env, actor_key):
     _, bus, *_ = env
     chunks = await _generate(bus, _actor(actor_key), "Bitte gründlich", model="large", allow_escalation=True)

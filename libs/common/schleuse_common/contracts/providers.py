@@ -32,6 +32,7 @@ class GenerateRequest(BaseModel):
     department: str | None = None
     assistant_id: str | None = None
     allow_escalation: bool = False
+    stream: bool = True  # False: one chunk with the whole answer (fewer bus messages for a plain completion)
 
 
 class Usage(BaseModel):
@@ -77,3 +78,34 @@ class ModelInfo(BaseModel):
 
 class ModelsResult(BaseModel):
     models: list[ModelInfo] = Field(default_factory=list)
+
+
+def merge_tool_calls(deltas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Streamed tool-call fragments (OpenAI delta shape, keyed by `index`) joined into whole calls."""
+    calls: dict[int, dict[str, Any]] = {}
+    for delta in deltas:
+        call = calls.setdefault(int(delta.get("index", len(calls))), {"function": {"arguments": ""}})
+        for key in ("id", "type", "index"):
+            if delta.get(key) is not None:
+                call[key] = delta[key]
+        function = delta.get("function") or {}
+        if function.get("name"):
+            call["function"]["name"] = function["name"]
+        call["function"]["arguments"] += function.get("arguments") or ""
+    return [calls[i] for i in sorted(calls)]
+
+
+def collapse(chunks: list[GenerateChunk]) -> GenerateChunk:
+    """A whole streamed answer as one chunk: all text, whole tool calls, the last chunk's finish and usage."""
+    last = chunks[-1]
+    deltas = [d for c in chunks for d in (c.tool_calls or [])]
+    return last.model_copy(
+        update={"delta": "".join(c.delta for c in chunks), "tool_calls": merge_tool_calls(deltas) or None}
+    )
+
+
+def coalesce_chunks(first: GenerateChunk, then: GenerateChunk) -> GenerateChunk | None:
+    """Two text chunks that arrived together as one (None when they must travel apart: tool calls, or a final)."""
+    if first.finish_reason is not None or first.tool_calls or then.tool_calls:
+        return None
+    return then.model_copy(update={"delta": first.delta + then.delta})

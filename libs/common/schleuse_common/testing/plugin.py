@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from schleuse_common.auth import load_or_create_key
 from schleuse_common.bus import Bus
-from schleuse_common.db import drop_database, ensure_database
+from schleuse_common.db import drop_database, ensure_database, with_database
 from schleuse_common.devstack import Stack, find_or_start
 from schleuse_common.settings import InfraSettings
 
@@ -32,7 +32,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _isolate_nats()
     s = find_or_start(REPO / ".dev" / "test", database=database, ephemeral=True)
     if s.postgres.origin == "env":  # the configured server, but never the configured database
-        s.postgres.url = s.postgres.url.rsplit("/", 1)[0] + f"/{database}"
+        s.postgres.url = with_database(s.postgres.url, database)
     ensure_database(s.postgres.url)
     keys = tmp_path_factory.mktemp("keys")
     os.environ.update(s.env())

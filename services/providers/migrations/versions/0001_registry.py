@@ -6,21 +6,15 @@ Revision ID: 0001
 import sqlalchemy as sa
 from alembic import op
 
+from schleuse_common.db import create_platform_tables
+
 revision = "0001"
 down_revision = None
 S = "providers"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "data_keys",
-        sa.Column("key_id", sa.String(64), primary_key=True),
-        sa.Column("owner_id", sa.String(128), nullable=False, unique=True),
-        sa.Column("kek_id", sa.String(128), nullable=False),
-        sa.Column("wrapped", sa.LargeBinary, nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
-        schema=S,
-    )
+    create_platform_tables(op.get_bind(), S, data_keys=True)
     op.create_table(
         "providers",
         sa.Column("name", sa.String(100), primary_key=True),
