@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import random
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -232,7 +232,7 @@ class Bus:
                     log.exception("bus.handler_failed", subject=subject, error=type(e).__name__)
                     await _respond_error(msg, BusError("internal", "internal error", 500))
 
-        self._subs.append(await self.nc.subscribe(subject, queue=queue or subject, cb=on_msg))
+        self._subs.append(await self.nc.subscribe(subject, queue=queue or subject, cb=_concurrently(on_msg)))
 
     # -- streamed replies ----------------------------------------------------------------
 
@@ -351,13 +351,7 @@ class Bus:
                     log.exception("bus.stream_handler_failed", subject=subject, error=type(e).__name__)
                     await _stream_error(self.nc, msg.reply, BusError("internal", "internal error", 500))
 
-        # Each request runs in its own task so one slow stream never blocks the subscription.
-        async def spawn(msg: Msg) -> None:
-            task = asyncio.create_task(on_msg(msg))
-            _inflight.add(task)
-            task.add_done_callback(_inflight.discard)
-
-        self._subs.append(await self.nc.subscribe(subject, queue=queue or subject, cb=spawn))
+        self._subs.append(await self.nc.subscribe(subject, queue=queue or subject, cb=_concurrently(on_msg)))
 
     # -- JetStream facts -----------------------------------------------------------------
 
@@ -560,6 +554,18 @@ class DeadLetter(BaseModel):
 
 
 _inflight: set[asyncio.Task[None]] = set()
+
+
+def _concurrently(on_msg: Callable[[Msg], Coroutine[Any, Any, None]]) -> Callable[[Msg], Awaitable[None]]:
+    """nats-py awaits a subscription's callback before the next message: run each in its own task instead,
+    so a handler waiting for the database or another service never holds up the requests behind it."""
+
+    async def spawn(msg: Msg) -> None:
+        task = asyncio.create_task(on_msg(msg))
+        _inflight.add(task)
+        task.add_done_callback(_inflight.discard)
+
+    return spawn
 
 
 def _decode_reply(msg: Msg, reply_model: type[R]) -> R:

@@ -240,3 +240,22 @@ async def test_stream_coalesces_only_what_arrived_together(bus: Bus) -> None:
             release.set()
             await asyncio.sleep(0.1)  # let 2, 3 and 4 arrive together
     assert got == [1, 23, 4]
+
+
+async def test_a_slow_request_does_not_hold_up_the_next(bus: Bus) -> None:
+    subject = f"test.concurrent.{new_id()}"
+    slow_started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def handle(env: Envelope[Ping]) -> Pong:
+        if env.data.n == 1:
+            slow_started.set()
+            await release.wait()  # e.g. waiting for the database
+        return Pong(n=env.data.n)
+
+    await bus.serve(subject, Ping, handle)
+    slow = asyncio.create_task(bus.request(subject, Ping(n=1), Pong))
+    await slow_started.wait()
+    assert await bus.request(subject, Ping(n=2), Pong, timeout=2) == Pong(n=2)
+    release.set()
+    assert await slow == Pong(n=1)

@@ -4,20 +4,28 @@ import json
 from pathlib import Path
 
 from schleuse_dlp.domain.analyzer import build_default_analyzer
-from schleuse_dlp.domain.detectors.ner import CrfNerDetector
+from schleuse_dlp.domain.detectors.ner import CrfNerDetector, bio_to_spans
 from schleuse_dlp.domain.gazetteer import Gazetteer
+from schleuse_dlp.domain.tokens import tokenize
 from schleuse_dlp.training import bio_tags, split, train
 
 
-def test_bio_alignment_ignores_deriv_part_and_misc() -> None:
-    text = "Angela Merkel besuchte die deutschen Werke in Bonn ."
+def test_bio_alignment_ignores_deriv_and_part_and_keeps_misc_as_its_own_class() -> None:
+    text = "Angela Merkel besuchte die deutschen Werke in Bonn zur Expo ."
     ents = [
         {"start": 0, "end": 13, "label": "PERSON"},
         {"start": 27, "end": 36, "label": "LOCATION_DERIV"},
         {"start": 46, "end": 50, "label": "LOCATION"},
+        {"start": 55, "end": 59, "label": "MISC"},
     ]
     _, tags = bio_tags(text, ents)
-    assert tags == ["B-PER", "I-PER", "O", "O", "O", "O", "O", "B-LOC", "O"]
+    assert tags == ["B-PER", "I-PER", "O", "O", "O", "O", "O", "B-LOC", "O", "B-MISC", "O"]
+
+
+def test_misc_tags_are_not_reported_as_findings() -> None:
+    tokens = tokenize("Die Expo in Bonn")
+    spans = bio_to_spans(tokens, ["O", "B-MISC", "O", "B-LOC"])
+    assert [(s.start, s.end, s.entity_type) for s in spans] == [(12, 16, "LOCATION")]
 
 
 def test_split_holds_out_every_fifth_line() -> None:

@@ -1,7 +1,10 @@
 """First- and last-name gazetteers (derived from the names-dataset package, MIT) and German stop words."""
 
 import gzip
+import math
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -57,11 +60,43 @@ class Gazetteer:
             return None
         return self.first_names.get(token)
 
+    @cached_property
+    def word_cache(self) -> dict[str, object]:
+        """Per-word results of callers (the NER features), kept with the lists they were computed from."""
+        return {}
+
+    @cached_property
+    def _ngram_log_odds(self) -> dict[str, float]:
+        """Character 3/4-gram log-odds of "person name" (name lists) against "common noun" (lexicon)."""
+        names = set(self.first_names) | set(self.last_names)
+        in_names = Counter(g for w in names for g in _grams(w))
+        in_nouns = Counter(g for w in self.common_nouns if w not in names for g in _grams(w))
+        total_n, total_c = sum(in_names.values()) or 1, sum(in_nouns.values()) or 1
+        vocab = len(in_names.keys() | in_nouns.keys()) or 1
+        return {
+            g: math.log((in_names[g] + 0.5) / (total_n + 0.5 * vocab))
+            - math.log((in_nouns[g] + 0.5) / (total_c + 0.5 * vocab))
+            for g in in_names.keys() | in_nouns.keys()
+        }
+
+    def name_likeness(self, token: str) -> float:
+        """Mean character n-gram log-odds that a word is a person name rather than a common noun."""
+        table = self._ngram_log_odds
+        grams = _grams(token)
+        if not grams:
+            return 0.0
+        return sum(table.get(g, 0.0) for g in grams) / len(grams)
+
     def last_rank(self, token: str) -> int | None:
         """Popularity rank as a last name, None if unknown or a stop word."""
         if token.lower() in STOP_WORDS:
             return None
         return self.last_names.get(token)
+
+
+def _grams(word: str) -> list[str]:
+    w = "^" + word.lower() + "$"
+    return [w[i : i + 3] for i in range(len(w) - 2)] + [w[i : i + 4] for i in range(len(w) - 3)]
 
 
 def _lines(path: Path) -> list[str]:

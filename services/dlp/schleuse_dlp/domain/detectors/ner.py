@@ -5,6 +5,7 @@ feature function below is shared by training and inference so they can never dri
 """
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pycrfsuite
@@ -73,61 +74,275 @@ def _bucket(rank: int | None) -> str:
     return "2"
 
 
+# Left context that announces a person: verbs of speech and roles ("sagte Müller", "Trainer Klopp").
+SPEECH_CUES = frozenset(
+    [
+        "sagte",
+        "sagt",
+        "sagten",
+        "meinte",
+        "meint",
+        "erklärte",
+        "erklärt",
+        "betonte",
+        "betont",
+        "kritisierte",
+        "kritisiert",
+        "berichtete",
+        "berichtet",
+        "fügte",
+        "ergänzte",
+        "ergänzt",
+        "sprach",
+        "spricht",
+        "schrieb",
+        "schreibt",
+        "so",
+        "laut",
+        "sowie",
+        "forderte",
+        "fordert",
+        "warnte",
+        "warnt",
+        "kündigte",
+        "räumte",
+        "teilte",
+        "stellte",
+        "wies",
+        "gab",
+        "fragte",
+        "antwortete",
+        "bestätigte",
+    ]
+)
+ROLE_SUFFIXES = (
+    "präsident",
+    "präsidentin",
+    "minister",
+    "ministerin",
+    "kanzler",
+    "kanzlerin",
+    "trainer",
+    "trainerin",
+    "regisseur",
+    "autor",
+    "autorin",
+    "sänger",
+    "sängerin",
+    "spieler",
+    "spielerin",
+    "meister",
+    "meisterin",
+    "chef",
+    "chefin",
+    "sprecher",
+    "sprecherin",
+    "leiter",
+    "leiterin",
+    "kollege",
+    "kollegin",
+    "sohn",
+    "tochter",
+    "bruder",
+    "schwester",
+    "vater",
+    "mutter",
+    "frau",
+    "mann",
+    "könig",
+    "königin",
+    "kaiser",
+    "papst",
+    "bischof",
+    "graf",
+    "gräfin",
+    "herzog",
+    "fürst",
+    "prinz",
+    "prinzessin",
+    "maler",
+    "dichter",
+    "komponist",
+    "schauspieler",
+    "schauspielerin",
+    "musiker",
+    "politiker",
+    "fahrer",
+    "stürmer",
+    "torwart",
+    "direktor",
+    "vorsitzende",
+    "vorsitzender",
+    "abgeordnete",
+    "anwalt",
+    "professor",
+    "dozent",
+    "pfarrer",
+)
+PARTICLES = frozenset(
+    ["von", "van", "de", "der", "zu", "vom", "da", "di", "del", "den", "ten", "ter", "la", "le", "bin", "ibn"]
+)
+
+
+def _likeness_bucket(score: float) -> str:
+    for bound, name in ((-1.0, "0"), (0.0, "1"), (0.5, "2"), (1.0, "3"), (2.0, "4")):
+        if score < bound:
+            return name
+    return "5"
+
+
+def _word_class(w: str, fn: str, ln: str, gazetteer: Gazetteer) -> str:
+    """A coarse class of a token for neighbour features."""
+    if not w[:1].isupper():
+        return "l" if w[:1].isalpha() else ("d" if w[:1].isdigit() else "p")
+    if fn or ln:
+        return "N"
+    if w in gazetteer.common_nouns:
+        return "C"
+    if w in gazetteer.toponyms:
+        return "T"
+    return "U"
+
+
+@dataclass(frozen=True, slots=True)
+class _Word:
+    """What the features need to know about one word, independent of its neighbours (cached)."""
+
+    own: tuple[str, ...]
+    lower: str
+    shape: str
+    fn: str
+    ln: str
+    cls: str
+    ng: str
+    noun: bool
+
+
+_CACHE_MAX = 50_000
+
+
+def _word_info(w: str, gazetteer: Gazetteer) -> _Word:
+    cache = gazetteer.word_cache
+    info = cache.get(w)
+    if info is not None:
+        return info  # type: ignore[no-any-return]
+    lw = w.lower()
+    shape = _shape(w)
+    upper_first = w[:1].isupper()
+    fn = _bucket(gazetteer.first_rank(_base(w))) if upper_first else ""
+    ln = _bucket(gazetteer.last_rank(_base(w))) if upper_first else ""
+    cls = _word_class(w, fn, ln, gazetteer)
+    ng = _likeness_bucket(gazetteer.name_likeness(_base(w))) if upper_first and w[1:2].islower() else ""
+    f = [
+        "b",
+        "w=" + lw,
+        "s5=" + lw[-5:],
+        "s4=" + lw[-4:],
+        "s3=" + lw[-3:],
+        "s2=" + lw[-2:],
+        "s1=" + lw[-1:],
+        "p1=" + w[:1],
+        "p2=" + lw[:2],
+        "p3=" + lw[:3],
+        "p4=" + lw[:4],
+        "sh=" + shape,
+        "c=" + cls,
+        "len=" + str(min(len(w), 10)),
+    ]
+    if len(w) > 1 and w.isupper():
+        f.append("up")
+    if ng:
+        f += ["ng=" + ng, "ng|c=" + ng + cls]
+    if "-" in w:
+        f.append("hyph")
+    if fn:
+        f.append("fn=" + fn)
+    if ln:
+        f.append("ln=" + ln)
+    if fn and ln:
+        f.append("fnln")
+    if upper_first:
+        if w in gazetteer.common_nouns:
+            f.append("noun")
+        elif _is_compound_noun(w, gazetteer.common_nouns):
+            f.append("cnoun")
+        elif lw in gazetteer.common_nouns:
+            pass
+        elif lw != w and not fn and not ln and w not in gazetteer.toponyms:
+            f.append("unk-cap")
+        if "-" in w and any(
+            gazetteer.last_rank(x) is not None or gazetteer.first_rank(x) is not None for x in w.split("-")
+        ):
+            f.append("hyph-name")
+    if w in gazetteer.toponyms:
+        f.append("topo")
+    if lw in PARTICLES:
+        f.append("part")
+    info = _Word(tuple(f), lw, shape, fn, ln, cls, ng, w in gazetteer.common_nouns)
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[w] = info
+    return info
+
+
 def token_features(tokens: list[Token], gazetteer: Gazetteer) -> list[list[str]]:
-    """CRF features for each token: word, affixes, shape, name-list ranks and a +-2 token window."""
+    """CRF features for each token: word, affixes, shape, name-list ranks, cues and a +-2 token window."""
     words = [t.text for t in tokens]
-    lowers = [w.lower() for w in words]
-    shapes = [_shape(w) for w in words]
-    fn = [_bucket(gazetteer.first_rank(_base(w))) if w[:1].isupper() else "" for w in words]
-    ln = [_bucket(gazetteer.last_rank(_base(w))) if w[:1].isupper() else "" for w in words]
+    info = [_word_info(w, gazetteer) for w in words]
     n = len(tokens)
     out: list[list[str]] = []
     for i in range(n):
-        w, lw = words[i], lowers[i]
-        f = ["b", "w=" + lw, "s4=" + lw[-4:], "s3=" + lw[-3:], "s2=" + lw[-2:], "p3=" + lw[:3], "sh=" + shapes[i]]
-        if len(w) > 1 and w.isupper():
-            f.append("up")
+        me = info[i]
+        lw = me.lower
+        f = list(me.own)
         if i == 0 or words[i - 1] in _SENT_END:
             f.append("bos")
-        if fn[i]:
-            f.append("fn=" + fn[i])
-        if ln[i]:
-            f.append("ln=" + ln[i])
-        if fn[i] and ln[i]:
-            f.append("fnln")
-        if w[:1].isupper():
-            if w in gazetteer.common_nouns:
-                f.append("noun")
-            elif _is_compound_noun(w, gazetteer.common_nouns):
-                f.append("cnoun")
-            elif lw in gazetteer.common_nouns:
-                pass
-            elif w.lower() != w and not fn[i] and not ln[i] and w not in gazetteer.toponyms:
-                f.append("unk-cap")
-        if w in gazetteer.toponyms:
-            f.append("topo")
+        for d in (-2, -1, 1, 2):
+            j = i + d
+            if j < 0 or j >= n:
+                if j in (-1, n):
+                    f.append(f"{d}w={'^' if j < 0 else '$'}")
+                continue
+            other = info[j]
+            f.append(f"{d}w={other.lower}")
+            f.append(f"{d}c={other.cls}")
+            if d in (-1, 1):
+                f.append(f"{d}sh={other.shape}")
+                if other.fn:
+                    f.append(f"{d}fn={other.fn}")
+                if other.ln:
+                    f.append(f"{d}ln={other.ln}")
+                if other.ng:
+                    f.append(f"{d}ng={other.ng}")
         if i > 0:
-            f += ["-1w=" + lowers[i - 1], "-1sh=" + shapes[i - 1]]
-            if fn[i - 1]:
-                f.append("-1fn=" + fn[i - 1])
-            if words[i - 1] in gazetteer.common_nouns:
+            prev = info[i - 1].lower
+            f.append("-1s3=" + prev[-3:])
+            f.append("-1w|w=" + prev + "|" + lw)
+            if info[i - 1].noun:
                 f.append("-1noun")
-            if lowers[i - 1] in TITLE_CUES:
+            if prev in TITLE_CUES:
                 f.append("-1cue")
+            if prev in SPEECH_CUES:
+                f.append("-1speech")
+            if prev in PARTICLES:
+                f.append("-1part")
+            if prev.endswith(ROLE_SUFFIXES):
+                f.append("-1role")
             if i > 1:
-                f.append("-2w=" + lowers[i - 2])
-                if lowers[i - 2] in TITLE_CUES:
+                prev2 = info[i - 2].lower
+                if prev2 in TITLE_CUES:
                     f.append("-2cue")
-        else:
-            f.append("-1w=^")
+                if prev2 in SPEECH_CUES:
+                    f.append("-2speech")
+                if prev2.endswith(ROLE_SUFFIXES):
+                    f.append("-2role")
         if i < n - 1:
-            f += ["+1w=" + lowers[i + 1], "+1sh=" + shapes[i + 1]]
-            if ln[i + 1]:
-                f.append("+1ln=" + ln[i + 1])
-            if i < n - 2:
-                f.append("+2w=" + lowers[i + 2])
-        else:
-            f.append("+1w=$")
+            nxt = info[i + 1].lower
+            f.append("w|+1w=" + lw + "|" + nxt)
+            if nxt in SPEECH_CUES:
+                f.append("+1speech")
+            if nxt in PARTICLES:
+                f.append("+1part")
         out.append(f)
     return out
 
@@ -140,7 +355,8 @@ def bio_to_spans(tokens: list[Token], tags: list[str], score: float = 0.9) -> li
     for tok, tag in [*zip(tokens, tags, strict=True), (Token("", 0, 0), "O")]:
         kind, _, lab = tag.partition("-")
         if label and (kind != "I" or lab != label):
-            spans.append(Span(start, end, LABELS[label], score, "ner"))
+            if label in LABELS:
+                spans.append(Span(start, end, LABELS[label], score, "ner"))
             label = ""
         if kind == "B" or (kind == "I" and not label):
             start, end, label = tok.start, tok.end, lab
@@ -158,6 +374,7 @@ class CrfNerDetector:
         self._tagger = pycrfsuite.Tagger()
         self._tagger.open(str(model_path))
         self._gazetteer = gazetteer
+        gazetteer.name_likeness("Name")  # build the n-gram table now, not on the first message
 
     def detect(self, text: str, language: str) -> list[Span]:
         """Tag the whole text as one sequence and return the entity spans."""
