@@ -2,9 +2,10 @@
 
     python bench/gateway_overhead.py [--seconds 5] [--concurrency 1 10 50]
 
-Full path through the gateway: API-key auth, chat turn over NATS, DLP scan, provider call, encrypted
-record on JetStream (persisted by chat), usage event (consumed by analytics). Prints a table and,
-last, one JSON line with every figure.
+Full path through the gateway: API-key auth and rate limit, chat turn over NATS, DLP scan, routing
+(a priced catalogue model with a fallback chain), budget reservation and settlement (a department
+budget), provider call, encrypted record on JetStream (persisted by chat), usage event (consumed by
+analytics). Prints a table and, last, one JSON line with every figure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -33,6 +37,26 @@ def body(stream: bool) -> bytes:
     if stream:
         payload["stream_options"] = {"include_usage": True}
     return json.dumps(payload).encode()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def where_time_goes(gw_url: str, key: str, processes: dict[str, int], seconds: float) -> dict[str, float]:
+    """CPU milliseconds each process spends per plain request at concurrency 10 (the cost, not the wait)."""
+    before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+    result = await run_load(gw_url, body(False), {"Authorization": f"Bearer {key}"}, 10, seconds, False)
+    await asyncio.sleep(1.5)  # batched consumers (persistence, usage) finish their share
+    count = max(1, len(result.latencies))
+    per_request = {name: (cpu_seconds(pid) - before[name]) * 1000 / count for name, pid in processes.items()}
+    print("\nCPU ms per plain request at concurrency 10, by process:")
+    for name, ms in sorted(per_request.items(), key=lambda item: -item[1]):
+        print(f"  {name:14} {ms:6.2f}")
+    print(f"  {'total':14} {sum(per_request.values()):6.2f}")
+    return {f"cpu_ms_{name.replace('-', '_')}": round(ms, 2) for name, ms in per_request.items()}
 
 
 async def measure(direct_url: str, gw_url: str, key: str, concurrency: list[int], seconds: float) -> dict[str, float]:
@@ -66,6 +90,26 @@ def _record(figures: dict[str, float], mode: str, c: int, direct: Result, gatewa
         figures[f"{prefix}_ttfc_overhead_p50_ms"] = round(gateway.ttfc50() - direct.ttfc50(), 2)
 
 
+def configure_cost_control(url: str, key: str, upstream: str) -> None:
+    """Route `default` to a priced model with a fallback, and give the admin's department a budget."""
+    headers = {"Authorization": f"Bearer {key}"}
+    models = [
+        {"id": "bench-mini", "upstream_model": "schleuse-demo", "input_per_1m": 0.25, "output_per_1m": 2.0},
+        {"id": "bench-fallback", "upstream_model": "schleuse-demo", "input_per_1m": 0.5, "output_per_1m": 4.0},
+    ]
+    provider = {"kind": "openai_compatible", "base_url": upstream, "max_concurrency": 200, "models": models}
+    routing = {"default": "bench-mini", "large": "bench-mini", "fallbacks": {"bench-mini": ["bench-fallback"]}}
+    budget = {"currency": "EUR", "soft_limit": "900000", "hard_limit": "1000000"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
+        for method, path, body in (
+            ("PUT", "/api/admin/providers/bench", provider),
+            ("PUT", "/api/admin/routing", routing),
+            ("PUT", "/api/admin/budgets/department/IT", budget),
+        ):
+            client.request(method, path, json=body).raise_for_status()
+    time.sleep(1.0)  # replicas pick the changes up from their audit facts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -93,15 +137,11 @@ def main() -> None:
         migrate_all(stack.postgres.url)
         platform.start()
         key = bootstrap_admin(env)
-        figures = asyncio.run(
-            measure(
-                f"{upstream}/chat/completions",
-                f"{platform.url}/v1/chat/completions",
-                key,
-                args.concurrency,
-                args.seconds,
-            )
-        )
+        configure_cost_control(platform.url, key, upstream)
+        gw_url = f"{platform.url}/v1/chat/completions"
+        figures = asyncio.run(measure(f"{upstream}/chat/completions", gw_url, key, args.concurrency, args.seconds))
+        processes = {name: proc.pid for name, proc in platform.processes.items()}
+        figures |= asyncio.run(where_time_goes(gw_url, key, processes, args.seconds))
         print(json.dumps(figures))
     finally:
         if platform is not None:

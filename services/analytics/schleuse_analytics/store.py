@@ -84,13 +84,9 @@ async def record_usages(session: AsyncSession, envs: list[Envelope[UsageRecorded
     if not envs:
         return set()
     rows = [_usage_row(env) for env in {env.id: env for env in envs}.values()]
-    stmt = (
-        insert(usage_events)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(usage_events.c.event_id)
-    )
-    return set((await session.execute(stmt)).scalars())
+    # One statement executed for many rows: compiled once and cached, whatever the batch size.
+    stmt = insert(usage_events).on_conflict_do_nothing(index_elements=["event_id"]).returning(usage_events.c.event_id)
+    return set((await session.execute(stmt, rows)).scalars())
 
 
 def _usage_row(env: Envelope[UsageRecorded]) -> dict[str, object]:

@@ -196,17 +196,16 @@ async def save_turns(session: AsyncSession, turns: list[TurnStored]) -> None:
         )
         if record.title_ciphertext and row["title_ct"] is None:
             row.update(title_ct=record.title_ciphertext, title_key_id=record.key_id)
-    stmt = insert(threads).values(list(thread_rows.values()))
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["id"],
-            set_={
-                "updated_at": func.now(),
-                "title_ct": func.coalesce(threads.c.title_ct, stmt.excluded.title_ct),
-                "title_key_id": func.coalesce(threads.c.title_key_id, stmt.excluded.title_key_id),
-            },
-        )
+    stmt = insert(threads)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["id"],
+        set_={
+            "updated_at": func.now(),
+            "title_ct": func.coalesce(threads.c.title_ct, stmt.excluded.title_ct),
+            "title_key_id": func.coalesce(threads.c.title_key_id, stmt.excluded.title_key_id),
+        },
     )
+    await session.execute(upsert, list(thread_rows.values()))  # executemany: compiled once, cached
     await session.execute(messages.insert(), [row for record in records for row in _message_rows(record)])
 
 

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from schleuse_dlp.domain.analyzer import build_default_analyzer
-from schleuse_dlp.domain.detectors.ner import CrfNerDetector, bio_to_spans
+from schleuse_dlp.domain.detectors.ner import CrfNerDetector, bio_to_spans, repair_person_tags
 from schleuse_dlp.domain.gazetteer import Gazetteer
 from schleuse_dlp.domain.tokens import tokenize
 from schleuse_dlp.training import bio_tags, split, train
@@ -62,3 +62,32 @@ def test_without_model_names_still_come_from_rules(tmp_path: Path, gazetteer: Ga
     text = "Sehr geehrte Frau Kowalczyk, bitte rufen Sie 0171 2345678 an."
     found = {(text[s.start : s.end], s.entity_type) for s in analyzer.analyze(text).spans}
     assert ("Kowalczyk", "PERSON") in found and ("0171 2345678", "PHONE") in found
+
+
+def test_repair_splits_names_at_lowercase_words_and_drops_leading_roles(gazetteer: Gazetteer) -> None:
+    tokens = tokenize("Detlef Untermann ließ Blaszkiewitz gehen")
+    tags = repair_person_tags(tokens, ["B-PER", "I-PER", "I-PER", "I-PER", "O"], gazetteer)
+    assert tags == ["B-PER", "I-PER", "O", "B-PER", "O"]
+    tokens = tokenize("Fußballtrainer Peter Pander")
+    assert repair_person_tags(tokens, ["B-PER", "I-PER", "I-PER"], gazetteer) == ["O", "B-PER", "I-PER"]
+
+
+def test_repair_joins_names_over_particles_and_takes_in_initials(gazetteer: Gazetteer) -> None:
+    tokens = tokenize("Fernando Collor de Mello")
+    assert repair_person_tags(tokens, ["B-PER", "I-PER", "O", "B-PER"], gazetteer) == [
+        "B-PER",
+        "I-PER",
+        "I-PER",
+        "I-PER",
+    ]
+    tokens = tokenize("von W. Müller")
+    assert repair_person_tags(tokens, ["O", "O", "O", "B-PER"], gazetteer) == ["O", "B-PER", "I-PER", "I-PER"]
+    # a dot after a whole word still ends a sentence: nothing is taken in
+    tokens = tokenize("Wir. Müller")
+    assert repair_person_tags(tokens, ["O", "O", "B-PER"], gazetteer) == ["O", "O", "B-PER"]
+
+
+def test_word_frequencies_come_from_the_shipped_german_list(gazetteer: Gazetteer) -> None:
+    assert gazetteer.zipf("Haus") > gazetteer.zipf("Blaszkiewitz")
+    assert gazetteer.zipf("Haus") == gazetteer.zipf("haus") > 4
+    assert Gazetteer.empty().zipf("Haus") == 0.0

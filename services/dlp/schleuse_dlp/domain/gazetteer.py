@@ -25,6 +25,8 @@ STOP_WORDS_WORDS = """
     team
 """
 STOP_WORDS = frozenset(STOP_WORDS_WORDS.split())
+# Words rarer than this Zipf frequency (x 10) are left out of the frequency table (memory).
+ZIPF_FLOOR_X10 = 15
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,27 @@ class Gazetteer:
         if not grams:
             return 0.0
         return sum(table.get(g, 0.0) for g in grams) / len(grams)
+
+    @cached_property
+    def _zipf_table(self) -> dict[str, int]:
+        """Lowercased German word -> Zipf frequency x 10 (wordfreq, "large" list), loaded once."""
+        if not self.common_nouns:  # an empty gazetteer (tests, degraded mode) has no lexicon either
+            return {}
+        import wordfreq  # imported here: it is needed only once the lexicon is loaded
+
+        table: dict[str, int] = {}
+        # bucket i holds the words of frequency 10^(-i/100), i.e. Zipf 9 - i/100
+        for i, words in enumerate(wordfreq.get_frequency_list("de", "large")):
+            zipf10 = 90 - i // 10
+            if zipf10 < ZIPF_FLOOR_X10:
+                break
+            for w in words:
+                table[w] = zipf10
+        return table
+
+    def zipf(self, token: str) -> float:
+        """Zipf frequency of the lowercased word in German text (0.0 if rare or unknown)."""
+        return self._zipf_table.get(token.lower(), 0) / 10
 
     def last_rank(self, token: str) -> int | None:
         """Popularity rank as a last name, None if unknown or a stop word."""

@@ -41,11 +41,8 @@ class CompatibleAdapter:
                     retry_after = parse_retry_after(response.headers.get("retry-after"))
                     status = response.status_code
                     raise error_for_status(status, f"provider {name} answered {status}", name, retry_after)
-                async for line in response.aiter_lines():  # read to the end: the connection stays reusable
-                    if not line.startswith("data:"):
-                        continue
-                    data = line[5:].strip()
-                    if data == "[DONE]":
+                async for data in _sse_data(response):  # read to the end: the connection stays reusable
+                    if data == b"[DONE]":
                         continue
                     chunk = _chunk(orjson.loads(data))
                     if chunk is not None:
@@ -59,6 +56,19 @@ class CompatibleAdapter:
             raise MalformedResponse(f"malformed stream from provider {name}", provider=name) from None
         if not finished:
             raise MalformedResponse(f"stream from provider {name} ended early", provider=name)
+
+
+async def _sse_data(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The `data:` payloads of a server-sent event stream, split on bytes (no text decoding per line)."""
+    pending = b""
+    async for raw in response.aiter_bytes():  # decoded: an upstream may compress its stream
+        pending += raw
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:].strip()
+    if pending.startswith(b"data:"):
+        yield pending[5:].strip()
 
 
 def _chunk(event: dict[str, Any]) -> GenerateChunk | None:

@@ -42,6 +42,9 @@ TITLE_CUES = frozenset(
         "ing",
     ]
 )
+# A PERSON span is dropped when a capitalised word in it has a lower marginal probability of being
+# part of a name (B-PER + I-PER) than this; chosen by cross-validation inside the training part.
+PERSON_MIN_MARGINAL = 0.5
 _SENT_END = frozenset(".!?:;\"'„“()[]-\u2013")
 _SHAPE_UPPER = re.compile(r"[A-ZÄÖÜ]+")
 _SHAPE_LOWER = re.compile(r"[a-zäöüß]+")
@@ -191,6 +194,11 @@ def _likeness_bucket(score: float) -> str:
     return "5"
 
 
+def _zipf_bucket(zipf: float) -> str:
+    """Frequency of the lowercased word: "0" rare or unknown, else the integer Zipf value (1-7)."""
+    return str(min(int(zipf), 7)) if zipf else "0"
+
+
 def _word_class(w: str, fn: str, ln: str, gazetteer: Gazetteer) -> str:
     """A coarse class of a token for neighbour features."""
     if not w[:1].isupper():
@@ -216,6 +224,7 @@ class _Word:
     cls: str
     ng: str
     noun: bool
+    zf: str
 
 
 _CACHE_MAX = 50_000
@@ -233,6 +242,7 @@ def _word_info(w: str, gazetteer: Gazetteer) -> _Word:
     ln = _bucket(gazetteer.last_rank(_base(w))) if upper_first else ""
     cls = _word_class(w, fn, ln, gazetteer)
     ng = _likeness_bucket(gazetteer.name_likeness(_base(w))) if upper_first and w[1:2].islower() else ""
+    zf = _zipf_bucket(gazetteer.zipf(w)) if w[:1].isalpha() else ""
     f = [
         "b",
         "w=" + lw,
@@ -253,6 +263,8 @@ def _word_info(w: str, gazetteer: Gazetteer) -> _Word:
         f.append("up")
     if ng:
         f += ["ng=" + ng, "ng|c=" + ng + cls]
+    if zf:
+        f += ["zf=" + zf, "zf|c=" + zf + cls]
     if "-" in w:
         f.append("hyph")
     if fn:
@@ -278,7 +290,7 @@ def _word_info(w: str, gazetteer: Gazetteer) -> _Word:
         f.append("topo")
     if lw in PARTICLES:
         f.append("part")
-    info = _Word(tuple(f), lw, shape, fn, ln, cls, ng, w in gazetteer.common_nouns)
+    info = _Word(tuple(f), lw, shape, fn, ln, cls, ng, w in gazetteer.common_nouns, zf)
     if len(cache) >= _CACHE_MAX:
         cache.clear()
     cache[w] = info
@@ -295,8 +307,12 @@ def token_features(tokens: list[Token], gazetteer: Gazetteer) -> list[list[str]]
         me = info[i]
         lw = me.lower
         f = list(me.own)
-        if i == 0 or words[i - 1] in _SENT_END:
+        if i > 1 and _is_initial(tokens, i - 2):
+            f.append("-1init")  # "W. Müller": the dot ends an initial, not a sentence
+        elif i == 0 or words[i - 1] in _SENT_END:
             f.append("bos")
+            if me.zf:
+                f.append("bos|zf=" + me.zf + me.cls)
         for d in (-2, -1, 1, 2):
             j = i + d
             if j < 0 or j >= n:
@@ -314,6 +330,8 @@ def token_features(tokens: list[Token], gazetteer: Gazetteer) -> list[list[str]]
                     f.append(f"{d}ln={other.ln}")
                 if other.ng:
                     f.append(f"{d}ng={other.ng}")
+                if other.zf:
+                    f.append(f"{d}zf={other.zf}")
         if i > 0:
             prev = info[i - 1].lower
             f.append("-1s3=" + prev[-3:])
@@ -347,6 +365,63 @@ def token_features(tokens: list[Token], gazetteer: Gazetteer) -> list[list[str]]
     return out
 
 
+def _is_initial(tokens: list[Token], i: int) -> bool:
+    """Tokens i, i+1 are an initial such as "W." (one capital letter directly followed by a dot)."""
+    return (
+        i >= 0
+        and i + 1 < len(tokens)
+        and len(tokens[i].text) == 1
+        and tokens[i].text.isupper()
+        and tokens[i + 1].text == "."
+        and tokens[i + 1].start == tokens[i].end
+    )
+
+
+def repair_person_tags(tokens: list[Token], tags: list[str], gazetteer: Gazetteer) -> list[str]:
+    """Fix typical PERSON boundary slips of the CRF with name lists and German spelling.
+
+    - a lowercase word inside a name that is no particle ends it ("Untermann ließ Blaszkiewitz");
+    - a leading common noun or role is not part of the name ("Gartenhistoriker Ernest de Ganay");
+    - two names joined by particles are one ("Giacomo" della "Porta");
+    - initials before a name belong to it ("W. Müller").
+    """
+    tags = list(tags)
+    n = len(tokens)
+    for i in range(1, n):
+        if tags[i] == "I-PER" and tokens[i].text[:1].islower() and tokens[i].text not in PARTICLES:
+            tags[i] = "O"
+            if i + 1 < n and tags[i + 1] == "I-PER":
+                tags[i + 1] = "B-PER"
+    for i in range(n - 1):
+        if tags[i] == "B-PER" and tags[i + 1] == "I-PER":
+            w = tokens[i].text
+            if (
+                (
+                    w in gazetteer.common_nouns
+                    or w.lower().endswith(ROLE_SUFFIXES)
+                    or _is_compound_noun(w, gazetteer.common_nouns)
+                )
+                and gazetteer.first_rank(w) is None
+                and gazetteer.last_rank(w) is None
+            ):
+                tags[i] = "O"
+                tags[i + 1] = "B-PER"
+    for i in range(n):
+        if tags[i] != "B-PER":
+            continue
+        j = i - 1
+        while j >= 0 and tags[j] == "O" and tokens[j].text in PARTICLES:
+            j -= 1
+        if j < i - 1 and j >= 0 and tags[j].endswith("-PER"):
+            for k in range(j + 1, i + 1):
+                tags[k] = "I-PER"
+            continue
+        while _is_initial(tokens, i - 2) and tags[i - 2] == "O" and tags[i - 1] == "O":
+            tags[i - 2], tags[i - 1], tags[i] = "B-PER", "I-PER", "I-PER"
+            i -= 2
+    return tags
+
+
 def bio_to_spans(tokens: list[Token], tags: list[str], score: float = 0.9) -> list[Span]:
     """Turn B-/I- tags back into character spans."""
     spans: list[Span] = []
@@ -374,7 +449,9 @@ class CrfNerDetector:
         self._tagger = pycrfsuite.Tagger()
         self._tagger.open(str(model_path))
         self._gazetteer = gazetteer
+        self._per_labels = [label for label in ("B-PER", "I-PER") if label in self._tagger.labels()]
         gazetteer.name_likeness("Name")  # build the n-gram table now, not on the first message
+        gazetteer.zipf("Name")  # and load the word frequencies
 
     def detect(self, text: str, language: str) -> list[Span]:
         """Tag the whole text as one sequence and return the entity spans."""
@@ -382,4 +459,23 @@ class CrfNerDetector:
         if not tokens:
             return []
         tags = self._tagger.tag(token_features(tokens, self._gazetteer))
-        return [s for s in bio_to_spans(tokens, tags) if text[s.start : s.end] not in NOT_ENTITIES]
+        tags = repair_person_tags(tokens, tags, self._gazetteer)
+        return [
+            s
+            for s in bio_to_spans(tokens, tags)
+            if text[s.start : s.end] not in NOT_ENTITIES and (s.entity_type != PERSON or self._confident(tokens, s))
+        ]
+
+    def _confident(self, tokens: list[Token], span: Span) -> bool:
+        """Keep a PERSON span only if every capitalised word in it is a name with some probability."""
+        if not self._per_labels:
+            return True
+        for i, tok in enumerate(tokens):
+            if (
+                tok.start >= span.start
+                and tok.end <= span.end
+                and tok.text[:1].isupper()
+                and sum(self._tagger.marginal(label, i) for label in self._per_labels) < PERSON_MIN_MARGINAL
+            ):
+                return False
+        return True
