@@ -1,6 +1,6 @@
 """Evaluate the DLP detectors on labelled JSONL: per-entity P/R/F1, latency, throughput, vs. Presidio.
 
-Usage (from the repo root):  .venv/bin/python bench/dlp_eval.py FILE.jsonl [--no-presidio]
+Usage (from the repo root, after make install):  python bench/dlp_eval.py FILE.jsonl [--no-presidio]
 Input lines: {"text": "...", "entities": [{"start": 0, "end": 5, "label": "PERSON"}, ...]}.
 Scoring is strict (exact start, end and label). Gold labels ending in _DERIV/_PART are ignored (not PII):
 a prediction overlapping only such a span counts neither way. Gold labels this system cannot produce
@@ -19,6 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from project_env import use_project_venv
+
+use_project_venv()
 
 # gold label spellings -> our types
 GOLD_ALIASES = {

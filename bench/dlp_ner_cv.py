@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "dlp"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dlp_eval import prf, score  # noqa: E402
+from dlp_eval import prf, score
 
-from schleuse_dlp.domain.analyzer import build_default_analyzer  # noqa: E402
-from schleuse_dlp.domain.detectors.ner import CrfNerDetector  # noqa: E402
-from schleuse_dlp.domain.gazetteer import Gazetteer  # noqa: E402
-from schleuse_dlp.training import DEFAULT_DATA, split, train_rows  # noqa: E402
+from schleuse_dlp.domain.analyzer import build_default_analyzer
+from schleuse_dlp.domain.detectors.ner import CrfNerDetector
+from schleuse_dlp.domain.gazetteer import Gazetteer
+from schleuse_dlp.training import DEFAULT_DATA, split, train_rows
 
 
 def main() -> None:

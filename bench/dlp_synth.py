@@ -24,7 +24,7 @@ from stdnum.iso7064 import mod_11_10
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "dlp"))
-from schleuse_dlp.domain.checksums import icao_check_digit, kvnr_check_digit, svnr_check_digit  # noqa: E402
+from schleuse_dlp.domain.checksums import icao_check_digit, kvnr_check_digit, svnr_check_digit
 
 AREA = [
     "30",

@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from project_env import use_project_venv
 
+use_project_venv()
+
+import httpx
 from loadgen import Result, run_load
 
 from schleuse_common.db import ensure_database

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from project_env import use_project_venv
+
+use_project_venv()
+
 import orjson
 import phonenumbers
 import sqlalchemy as sa
+import structlog
 from faker import Faker
 
 from schleuse_common.auth import Actor
@@ -124,7 +133,10 @@ async def main() -> None:
     parser.add_argument("--database", default="schleuse_bench")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--latency-samples", type=int, default=100)
+    parser.add_argument("--no-vacuum", action="store_true", help="skip the second round of queries after VACUUM")
     args = parser.parse_args()
+    # ~1 % of the lines are dead letters on purpose; their warnings would drown the figures.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
 
     infra = InfraSettings()
     base = infra.database_url.rsplit("/", 1)[0]
@@ -145,7 +157,7 @@ async def main() -> None:
     ingestor = Ingestor(db, keyring, bus)
     now = datetime.now(UTC)
 
-    print(f"Schleuse ingest benchmark: {args.calls:,} calls from {args.callers:,} callers")
+    print(f"Schleuse ingest benchmark: {args.calls:,} calls from {args.callers:,} callers ({load()})")
     t0 = time.perf_counter()
     fake = Faker("de_DE")
     Faker.seed(42)
@@ -172,13 +184,29 @@ async def main() -> None:
             await conn.execute(sa.text("ANALYZE ingest.calls"))
             await conn.commit()
 
-        await query_latencies(db, keyring, bus, args.queries, callers)
+        await query_latencies(db, keyring, bus, args.queries, callers, "right after the bulk load")
+        if not args.no_vacuum:
+            # This dev server runs with autovacuum off; in production autovacuum vacuums a table after a
+            # bulk insert (sets hint bits and the visibility map, merges the GIN pending list).
+            t2 = time.perf_counter()
+            async with db.engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.execute(sa.text("VACUUM ingest.calls"))
+            print(f"  VACUUM ingest.calls took {time.perf_counter() - t2:.1f} s")
+            await query_latencies(db, keyring, bus, args.queries, callers, "after VACUUM (what autovacuum does)")
         await file_to_changed_latency(tailer, directory, bus, args.latency_samples)
+    print(f"Done ({load()})")
     await bus.close()
     await db.dispose()
 
 
-async def query_latencies(db: Database, keyring: CallKeyring, bus: Bus, n: int, callers: list[Any]) -> None:
+def load() -> str:
+    """The machine's load average: the 2-core dev machine is shared, figures depend on it."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} on {os.cpu_count()} cores"
+
+
+async def query_latencies(db: Database, keyring: CallKeyring, bus: Bus, n: int, callers: list[Any], when: str) -> None:
     api = CallsApi(db, keyring, bus, AccessPolicy(), RetentionSource(30), Path("."))
     rng = random.Random(3)
     agent = Actor(id="bench-agent", roles=["agent"])
@@ -207,7 +235,8 @@ async def query_latencies(db: Database, keyring: CallKeyring, bus: Bus, n: int, 
     }
     first = await api.list_calls(Envelope[c.ListCallsRequest](type="x", actor=dpo, data=c.ListCallsRequest()))
     print(
-        f"Queries at {first.total:,}{'' if first.total_exact else '+'} visible calls (each with total count, limit 50):"
+        f"Queries {when}, at {first.total:,}{'' if first.total_exact else '+'} visible calls "
+        f"(each with total count, limit 50; {load()}):"
     )
     for label, make in cases.items():
         samples = []

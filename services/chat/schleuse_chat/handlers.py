@@ -17,7 +17,6 @@ import structlog
 from schleuse_chat import store
 from schleuse_chat.assistants import AssistantCatalog
 from schleuse_chat.domain.context import default_title, fit_context, input_budget, split_current, with_system_prompt
-from schleuse_chat.domain.placeholders import PlaceholderBuffer, has_placeholder
 from schleuse_chat.domain.turns import last_user_text, needs_scan
 from schleuse_chat.settings import ChatSettings
 from schleuse_common.auth import Actor
@@ -35,10 +34,12 @@ from schleuse_common.contracts.dlp import (
     FailOpenRequest,
     FailOpenScopes,
     FindingSummary,
+    PlaceholderStreamBuffer,
     RestoreRequest,
     RestoreResult,
     ScanRequest,
     ScanResult,
+    has_placeholder,
 )
 from schleuse_common.contracts.policy import POLICY_EVENT, PolicyEvent
 from schleuse_common.contracts.providers import (
@@ -198,7 +199,7 @@ class ChatHandlers:
             stream=req.stream,
         )
         restore = found_any or req.thread_id is not None
-        buffer = PlaceholderBuffer()
+        buffer = PlaceholderStreamBuffer()
         answer: list[str] = []
         calls: list[dict[str, Any]] = []
         final: GenerateChunk | None = None
@@ -210,7 +211,7 @@ class ChatHandlers:
             timeout=self.settings.provider_timeout_seconds,
             coalesce=coalesce_chunks,
         ):
-            text = buffer.feed(chunk.delta) if restore else chunk.delta
+            text = buffer.push(chunk.delta) if restore else chunk.delta
             if restore and chunk.finish_reason is not None:
                 text += buffer.flush()
             if restore and text and has_placeholder(text):

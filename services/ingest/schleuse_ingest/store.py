@@ -6,13 +6,14 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from schleuse_common.crypto import DecryptionError, decrypt, encrypt
+from schleuse_common.crypto import DataKey, DecryptionError, decrypt, encrypt
 from schleuse_ingest.domain.calls import CallNotFound, CallState, Change, Status
 from schleuse_ingest.domain.events import NormalisedCall, search_key
 from schleuse_ingest.domain.query import (
@@ -21,11 +22,12 @@ from schleuse_ingest.domain.query import (
     Sort,
     decode_cursor,
     encode_cursor,
-    topic_query,
+    search_terms,
+    search_words,
 )
 from schleuse_ingest.domain.retention import topic_group
 from schleuse_ingest.domain.tailing import FileCursor
-from schleuse_ingest.keys import CallKeyring, caller_owner, dead_letter_owner
+from schleuse_ingest.keys import CallKeyring, caller_owner, dead_letter_owner, nonces, seal
 
 TOTAL_CAP = 1000  # counting further costs more than a list; the UI shows "1.000+"
 SYSTEM_ACTOR = "system:ingest"
@@ -77,6 +79,16 @@ _CALL_COLUMNS = (
 )
 
 
+def name_words(name: str | None) -> str:
+    """A caller name as indexed: its folded words, space separated (`Müller-Weiß` -> `mueller weiss`)."""
+    return _name_words(name) if name else ""
+
+
+@lru_cache(maxsize=65536)
+def _name_words(name: str) -> str:  # names are at most MAX_NAME characters; callers call again
+    return " ".join(search_words(search_key(name)))
+
+
 def _aad(kind: str, ref: str) -> bytes:
     return f"{kind}:{ref}".encode()
 
@@ -88,18 +100,15 @@ async def write_batch(
     session: AsyncSession,
     keyring: CallKeyring,
     *,
-    calls: Sequence[NormalisedCall],
+    calls: Sequence[NormalisedCall] | StagedCalls,
     rejected: Sequence[Rejected],
     cursor: FileCursor | None = None,
 ) -> BatchOutcome:
     """Upsert calls, store dead letters and advance the file cursor in the caller's transaction."""
     outcome = BatchOutcome()
-    latest: dict[str, NormalisedCall] = {}
-    for call in calls:  # the last event with an id wins, as if the batch ran line by line
-        latest.pop(call.event_id, None)
-        latest[call.event_id] = call
-    if latest:
-        await _upsert_calls(session, keyring, list(latest.values()), outcome)
+    staged = calls if isinstance(calls, StagedCalls) else stage_calls(keyring, calls)
+    if staged.calls:
+        await _upsert_calls(session, keyring, staged, outcome)
     if rejected:
         outcome.dead_letters = await _insert_dead_letters(session, keyring, rejected)
     if cursor is not None:
@@ -107,83 +116,133 @@ async def write_batch(
     return outcome
 
 
-async def _upsert_calls(
-    session: AsyncSession, keyring: CallKeyring, calls: list[NormalisedCall], outcome: BatchOutcome
-) -> None:
-    keys = await keyring.for_owners(session, {caller_owner(c.caller_number) for c in calls})
-    cols: dict[str, list[Any]] = {
-        k: []
-        for k in [
-            "event_id",
-            "received_at",
-            "caller_number",
-            "caller_name",
-            "name_key",
-            "dob_ct",
-            "topic",
-            "topic_key",
-            "priority",
-            "priority_rank",
-            "source",
-            "schema_version",
-            "key_id",
-            "raw_ct",
-            "content_hash",
-        ]
-    }
-    for c in calls:
-        dk = keys[caller_owner(c.caller_number)]
-        cols["event_id"].append(c.event_id)
-        cols["received_at"].append(c.received_at)
-        cols["caller_number"].append(c.caller_number)
-        cols["caller_name"].append(c.caller_name)
-        cols["name_key"].append(search_key(c.caller_name) if c.caller_name else None)
-        cols["topic_key"].append(search_key(c.topic))
-        cols["dob_ct"].append(
-            encrypt(dk.key, c.date_of_birth.isoformat().encode(), _aad("dob", c.event_id)) if c.date_of_birth else None
-        )
-        cols["topic"].append(c.topic)
-        cols["priority"].append(c.priority.value)
-        cols["priority_rank"].append(PRIORITY_RANK[c.priority])
-        cols["source"].append(c.source)
-        cols["schema_version"].append(c.schema_version)
-        cols["key_id"].append(dk.key_id)
-        cols["raw_ct"].append(encrypt(dk.key, orjson.dumps(c.payload), _aad("raw", c.event_id)))
-        cols["content_hash"].append(c.content_hash())
-    stmt = sa.text(
-        """
-        INSERT INTO calls (event_id, received_at, caller_number, caller_name, name_key, dob_ct, topic, topic_tsv,
-                           priority, priority_rank, source, schema_version, key_id, raw_ct, content_hash)
-        SELECT t.event_id, t.received_at, t.caller_number, t.caller_name, t.name_key, t.dob_ct, t.topic,
-               to_tsvector('german', t.topic_key), t.priority, t.priority_rank, t.source, t.schema_version,
-               t.key_id, t.raw_ct, t.content_hash
-        FROM unnest(CAST(:event_id AS text[]), CAST(:received_at AS timestamptz[]),
-                    CAST(:caller_number AS text[]), CAST(:caller_name AS text[]), CAST(:name_key AS text[]),
-                    CAST(:dob_ct AS bytea[]), CAST(:topic AS text[]), CAST(:topic_key AS text[]),
-                    CAST(:priority AS text[]), CAST(:priority_rank AS smallint[]), CAST(:source AS text[]),
-                    CAST(:schema_version AS smallint[]), CAST(:key_id AS text[]),
-                    CAST(:raw_ct AS bytea[]), CAST(:content_hash AS text[]))
-             AS t(event_id, received_at, caller_number, caller_name, name_key, dob_ct, topic, topic_key, priority,
-                  priority_rank, source, schema_version, key_id, raw_ct, content_hash)
-        ON CONFLICT (event_id) DO UPDATE SET
-            received_at = EXCLUDED.received_at, caller_number = EXCLUDED.caller_number,
-            caller_name = EXCLUDED.caller_name, name_key = EXCLUDED.name_key, dob_ct = EXCLUDED.dob_ct,
-            topic = EXCLUDED.topic, topic_tsv = EXCLUDED.topic_tsv,
-            priority = EXCLUDED.priority, priority_rank = EXCLUDED.priority_rank, source = EXCLUDED.source,
-            schema_version = EXCLUDED.schema_version, key_id = EXCLUDED.key_id, raw_ct = EXCLUDED.raw_ct,
-            content_hash = EXCLUDED.content_hash, version = calls.version + 1, updated_at = now()
-        WHERE calls.content_hash IS DISTINCT FROM EXCLUDED.content_hash
-        RETURNING id, version, (xmax = 0) AS inserted
-        """
+@dataclass(slots=True)
+class StagedCalls:
+    """A batch's rows for `calls`, built (encrypted) off the event loop; None where the key was not cached."""
+
+    calls: list[NormalisedCall]
+    owners: list[str]
+    keys: list[DataKey | None]
+    rows: list[tuple[Any, ...] | None]
+    received: int  # valid events before the dedupe within the batch
+
+
+def stage_calls(keyring: CallKeyring, calls: Sequence[NormalisedCall]) -> StagedCalls:
+    """CPU work of an upsert (may run in a thread): dedupe, search words, hashes, encryption under cached keys."""
+    latest: dict[str, NormalisedCall] = {}
+    for call in calls:  # the last event with an id wins, as if the batch ran line by line
+        latest.pop(call.event_id, None)
+        latest[call.event_id] = call
+    unique = list(latest.values())
+    owners = [caller_owner(c.caller_number) for c in unique]
+    keys = [keyring.cached(owner) for owner in owners]
+    fresh = iter(nonces(2 * len(unique)))
+    rows = [_row(keyring, c, dk, next(fresh), next(fresh)) if dk else None for c, dk in zip(unique, keys, strict=True)]
+    return StagedCalls(unique, owners, keys, rows, len(calls))
+
+
+def _row(keyring: CallKeyring, c: NormalisedCall, dk: DataKey, dob_nonce: bytes, raw_nonce: bytes) -> tuple[Any, ...]:
+    aead = keyring.aead(dk)
+    event_id = c.event_id
+    return (
+        event_id,
+        c.received_at,
+        c.caller_number,
+        c.caller_name,
+        name_words(c.caller_name),
+        seal(aead, dob_nonce, c.date_of_birth.isoformat().encode(), _aad("dob", event_id)) if c.date_of_birth else None,
+        c.topic,
+        search_key(c.topic),
+        c.priority.value,
+        PRIORITY_RANK[c.priority],
+        c.source,
+        c.schema_version,
+        dk.key_id,
+        seal(aead, raw_nonce, orjson.dumps(c.payload), _aad("raw", event_id)),
+        c.content_hash(),
     )
-    rows = (await session.execute(stmt, cols)).all()
+
+
+_STAGE_COLUMNS = (
+    ("event_id", "text"),
+    ("received_at", "timestamptz"),
+    ("caller_number", "text"),
+    ("caller_name", "text"),
+    ("name_words", "text"),
+    ("dob_ct", "bytea"),
+    ("topic", "text"),
+    ("topic_key", "text"),
+    ("priority", "text"),
+    ("priority_rank", "int2"),
+    ("source", "text"),
+    ("schema_version", "int2"),
+    ("key_id", "text"),
+    ("raw_ct", "bytea"),
+    ("content_hash", "text"),
+)
+# A per-connection staging table: a batch arrives by binary COPY (no per-value Python dumping), then one
+# INSERT ... SELECT ... ON CONFLICT upserts it. Rows vanish at commit; a rollback discards them as well.
+_CREATE_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS calls_stage ("
+    + ", ".join(f"{name} {'smallint' if kind == 'int2' else kind}" for name, kind in _STAGE_COLUMNS)
+    + ") ON COMMIT DELETE ROWS"
+)
+_COPY_STAGE = f"COPY calls_stage ({', '.join(n for n, _ in _STAGE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+_UPSERT_FROM_STAGE = """
+    INSERT INTO calls (event_id, received_at, caller_number, caller_name, dob_ct, topic, search_tsv,
+                       priority, priority_rank, source, schema_version, key_id, raw_ct, content_hash)
+    SELECT t.event_id, t.received_at, t.caller_number, t.caller_name, t.dob_ct, t.topic,
+           to_tsvector('simple', t.name_words) || to_tsvector('german', t.topic_key),
+           t.priority, t.priority_rank, t.source, t.schema_version, t.key_id, t.raw_ct, t.content_hash
+    FROM calls_stage t
+    ON CONFLICT (event_id) DO UPDATE SET
+        received_at = EXCLUDED.received_at, caller_number = EXCLUDED.caller_number,
+        caller_name = EXCLUDED.caller_name, dob_ct = EXCLUDED.dob_ct,
+        topic = EXCLUDED.topic, search_tsv = EXCLUDED.search_tsv,
+        priority = EXCLUDED.priority, priority_rank = EXCLUDED.priority_rank, source = EXCLUDED.source,
+        schema_version = EXCLUDED.schema_version, key_id = EXCLUDED.key_id, raw_ct = EXCLUDED.raw_ct,
+        content_hash = EXCLUDED.content_hash, version = calls.version + 1, updated_at = now()
+    WHERE calls.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+    RETURNING id, version, (xmax = 0) AS inserted
+"""
+
+
+async def _upsert_calls(
+    session: AsyncSession, keyring: CallKeyring, staged: StagedCalls, outcome: BatchOutcome
+) -> None:
+    # Rows staged under a key that is no longer the cached one (shredded, or created by a rolled-back
+    # transaction) and rows of new callers are (re)built here with the key from the database.
+    stale = {
+        owner
+        for owner, dk in zip(staged.owners, staged.keys, strict=True)
+        if dk is None or keyring.cached(owner) is not dk
+    }
+    rows = staged.rows
+    if stale:
+        keys = await keyring.for_owners(session, stale)
+        fresh = iter(nonces(2 * len(staged.calls)))
+        rows = [
+            _row(keyring, c, keys[owner], next(fresh), next(fresh)) if owner in stale else row
+            for c, owner, row in zip(staged.calls, staged.owners, rows, strict=True)
+        ]
+    conn = await session.connection()
+    await conn.exec_driver_sql(_CREATE_STAGE)
+    raw = await conn.get_raw_connection()
+    pg: Any = raw.driver_connection
+    async with pg.cursor() as cur:
+        async with cur.copy(_COPY_STAGE) as copy:
+            copy.set_types([kind for _, kind in _STAGE_COLUMNS])
+            for row in rows:
+                await copy.write_row(row)
+        await cur.execute(_UPSERT_FROM_STAGE)
+        returned = await cur.fetchall()
     edited: list[int] = []
-    for row in rows:
-        if row.inserted:
-            outcome.created.append((row.id, row.version))
+    for call_id, version, inserted in returned:
+        if inserted:
+            outcome.created.append((call_id, version))
         else:
-            outcome.updated.append((row.id, row.version))
-            edited.append(row.id)
+            outcome.updated.append((call_id, version))
+            edited.append(call_id)
     if edited:
         await _audit_many(session, edited, "edit", SYSTEM_ACTOR, [], {"source_update": True})
 
@@ -254,7 +313,8 @@ async def save_cursor(session: AsyncSession, cursor: FileCursor) -> None:
 # -- queries ----------------------------------------------------------------------------------
 
 
-def _where(filters: Filters) -> tuple[list[str], dict[str, Any]]:
+def _where(filters: Filters) -> tuple[list[str], dict[str, Any], str | None]:
+    """SQL conditions and parameters of the filters; the text search condition is returned apart."""
     conds = ["received_at >= :since"]
     params: dict[str, Any] = {"since": filters.since}
     if filters.until is not None:
@@ -272,22 +332,22 @@ def _where(filters: Filters) -> tuple[list[str], dict[str, Any]]:
     if filters.number_prefix:
         conds.append("caller_number LIKE :number_like")
         params["number_like"] = _like_escape(filters.number_prefix) + "%"
+    text: str | None = None
     if filters.text:
-        key = search_key(filters.text)
-        words = topic_query(key)
-        params["name_like"] = "%" + _like_escape(key) + "%"
-        if words:
-            conds.append("(name_key LIKE :name_like OR topic_tsv @@ to_tsquery('german', :words))")
-            params["words"] = words
-        else:
-            conds.append("name_key LIKE :name_like")
+        # Every typed word is a prefix of a name word (`simple`) or of a topic word (German stem).
+        terms = search_terms(search_key(filters.text))
+        parts = []
+        for i, term in enumerate(terms):
+            parts.append(f"(to_tsquery('simple', :w{i}) || to_tsquery('german', :w{i}))")
+            params[f"w{i}"] = term
+        text = f"search_tsv @@ ({' && '.join(parts)})" if parts else "false"
     if filters.ids:
         conds.append("id = ANY(:ids)")
         params["ids"] = list(filters.ids)
     if filters.updated_since is not None:
         conds.append("updated_at >= :updated_since")
         params["updated_since"] = filters.updated_since
-    return conds, params
+    return conds, params, text
 
 
 _ORDER = {
@@ -300,11 +360,20 @@ _ORDER = {
 }
 
 
+# Text search. A word in many calls fills a page from the first rows in sort order (walk the order index,
+# stop early); a rare word is found through the GIN index (few matches to sort). A bounded walk decides
+# which case applies; when it does not fill the page, the index query returns every match, so results and
+# totals are the same either way, only the cost differs.
+PAGE_WINDOW = 3000
+MAX_WINDOW = 12000
+COUNT_WINDOW = 25000
+
+
 async def list_calls(
     session: AsyncSession, filters: Filters, *, sort: Sort, cursor: str | None, limit: int, with_total: bool
 ) -> tuple[list[CallRow], str | None, int | None, bool]:
     """One page of calls, the cursor of the next page, and the total (exact up to TOTAL_CAP)."""
-    conds, params = _where(filters)
+    conds, params, text = _where(filters)
     order, after = _ORDER[sort]
     page_conds = list(conds)
     if cursor:
@@ -314,11 +383,31 @@ async def list_calls(
         else:
             params.update(c0=datetime.fromisoformat(str(key[0])), c1=int(str(key[1])))
         page_conds.append(after)
-    sql = (
-        f"SELECT {_CALL_COLUMNS}, priority_rank FROM calls WHERE {' AND '.join(page_conds)} "  # noqa: S608
-        f"ORDER BY {order} LIMIT :limit"
-    )
-    rows = (await session.execute(sa.text(sql), {**params, "limit": limit + 1})).all()
+    columns = f"{_CALL_COLUMNS}, priority_rank"
+    page_where = " AND ".join(page_conds)
+    page_params = {**params, "limit": limit + 1}
+    total: int | None = None
+    count_window = False
+    if text is None:
+        sql = f"SELECT {columns} FROM calls WHERE {page_where} ORDER BY {order} LIMIT :limit"  # noqa: S608
+        rows = list((await session.execute(sa.text(sql), page_params)).all())
+    else:
+        # How many calls a word matches decides the plan; a cached generic plan (psycopg prepares repeated
+        # statements) would not know the words and can be a hundred times slower.
+        await session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+        rows, walked = await _search_window(session, columns, page_where, text, order, page_params, PAGE_WINDOW)
+        if limit >= len(rows) >= max(1, 2 * (limit + 1) * PAGE_WINDOW // MAX_WINDOW):
+            # Not quite a page yet, but the hit rate says a walk of twice the projection (at most MAX_WINDOW)
+            # fills it; rarer words go to the index at once.
+            window = 2 * (limit + 1) * PAGE_WINDOW // len(rows)
+            rows, walked = await _search_window(session, columns, page_where, text, order, page_params, window)
+        if len(rows) > limit:
+            # Common word: COUNT_WINDOW rows will likely hold more than TOTAL_CAP matches.
+            count_window = walked * (TOTAL_CAP + 1) <= COUNT_WINDOW * (limit + 1)
+        else:
+            rows, matches = await _search_index(session, columns, page_where, text, order, page_params)
+            if not cursor:
+                total = matches
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -327,14 +416,60 @@ async def list_calls(
             (last.priority_rank, last.received_at, last.id) if sort == Sort.PRIORITY else (last.received_at, last.id)
         )
         next_cursor = encode_cursor(sort, key_values)
-    total: int | None = None
     exact = True
     if with_total:
-        count_sql = f"SELECT count(*) FROM (SELECT 1 FROM calls WHERE {' AND '.join(conds)} LIMIT :cap) t"  # noqa: S608
-        total = int((await session.execute(sa.text(count_sql), {**params, "cap": TOTAL_CAP + 1})).scalar_one())
+        if total is None:
+            total = await _count(session, conds, text, params, window=count_window)
         if total > TOTAL_CAP:
             total, exact = TOTAL_CAP, False
     return [_call_row(r) for r in rows], next_cursor, total, exact
+
+
+async def _search_window(
+    session: AsyncSession, columns: str, where: str, text: str, order: str, params: dict[str, Any], window: int
+) -> tuple[list[Any], int]:
+    """Matches among the first `window` rows in sort order, and how many rows were walked to find them."""
+    sql = (
+        f"SELECT * FROM (SELECT {columns}, ({text}) AS hit, "  # noqa: S608
+        f"row_number() OVER (ORDER BY {order}) AS walked FROM calls WHERE {where} "
+        f"ORDER BY {order} LIMIT :window) w WHERE hit LIMIT :limit"
+    )
+    rows = list((await session.execute(sa.text(sql), {**params, "window": window})).all())
+    return rows, (rows[-1].walked if rows else window)
+
+
+async def _search_index(
+    session: AsyncSession, columns: str, where: str, text: str, order: str, params: dict[str, Any]
+) -> tuple[list[Any], int]:
+    """A page of a rarer word: every match from the index (OFFSET 0 keeps the planner from walking the sort
+    order), sorted; also the number of matches."""
+    sql = (
+        f"SELECT *, count(*) OVER () AS matches FROM (SELECT {columns} FROM calls "  # noqa: S608
+        f"WHERE {where} AND {text} OFFSET 0) m ORDER BY {order} LIMIT :limit"
+    )
+    rows = list((await session.execute(sa.text(sql), params)).all())
+    return rows, (rows[0].matches if rows else 0)
+
+
+async def _count(
+    session: AsyncSession, conds: list[str], text: str | None, params: dict[str, Any], *, window: bool
+) -> int:
+    """Matching calls, counted up to TOTAL_CAP + 1."""
+    where = " AND ".join(conds)
+    cap = {**params, "cap": TOTAL_CAP + 1}
+    if text is not None and window:
+        # Any COUNT_WINDOW rows holding more than TOTAL_CAP matches decide "more than TOTAL_CAP".
+        window_sql = (
+            f"SELECT count(*) FROM (SELECT 1 FROM (SELECT search_tsv FROM calls WHERE {where} "  # noqa: S608
+            f"LIMIT :window) w WHERE {text} LIMIT :cap) t"
+        )
+        found = int((await session.execute(sa.text(window_sql), {**cap, "window": COUNT_WINDOW})).scalar_one())
+        if found > TOTAL_CAP:
+            return found
+    if text is not None:
+        where = f"{where} AND {text}"
+    count_sql = f"SELECT count(*) FROM (SELECT 1 FROM calls WHERE {where} LIMIT :cap) t"  # noqa: S608
+    return int((await session.execute(sa.text(count_sql), cap)).scalar_one())
 
 
 async def get_call(session: AsyncSession, call_id: int, since: datetime, *, for_update: bool = False) -> CallRow:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,6 @@ from schleuse_ingest.domain.retention import day_of
 from schleuse_ingest.domain.tailing import (
     FINGERPRINT_BYTES,
     FileCursor,
-    Line,
     Resume,
     advance,
     file_day,
@@ -112,42 +112,70 @@ class Tailer:
         return day is not None and day < day_of(now) and time.time() - mtime_ns / 1e9 >= self.settle_s
 
     async def _consume(self, path: Path, name: str) -> int:
+        """Commit the new lines batch by batch, in file order, each with the offset after its last line.
+
+        A pipeline: the next batch (possibly from the next chunk of the file, read ahead) is validated and
+        encrypted in a thread while the current one commits; offsets still advance only at commit.
+        """
+        feed = self._batches(path, name)
+        current = await anext(feed, None)
+        if current is None:
+            return 0
+        pending = asyncio.ensure_future(asyncio.to_thread(self.ingestor.prepare, current[0]))
         lines_read = 0
+        try:
+            while current is not None:
+                following = await anext(feed, None)
+                prepared = await pending
+                if following is not None:
+                    pending = asyncio.ensure_future(asyncio.to_thread(self.ingestor.prepare, following[0]))
+                events, cursor = current
+                await self.ingestor.commit(prepared, kind="file", cursor=cursor)
+                self._cursors[name] = cursor
+                lines_read += len(events)
+                current = following
+        finally:
+            pending.cancel()
+            await feed.aclose()
+        return lines_read
+
+    async def _batches(self, path: Path, name: str) -> AsyncIterator[tuple[list[RawEvent], FileCursor]]:
+        """Batches of complete lines from the committed offset on, with the cursor after each batch."""
+        position = self._cursors.get(name)
         while True:
-            chunk = await asyncio.to_thread(self._read, path, name)
+            chunk = await asyncio.to_thread(self._read_batches, path, position)
             if chunk is None:
-                return lines_read
-            inode, head, start, data, final, reason = chunk
+                return
+            batches, reason, last = chunk
             if reason in (Resume.TRUNCATED, Resume.REPLACED):
                 log.info("tailer.restart_file", file=name, reason=reason.value)
-            lines, consumed = split_lines(data, start, final=final)
-            if consumed == start:
-                return lines_read
-            lines_read += await self._commit_batches(name, inode, head, lines, consumed)
-            if len(data) < self.chunk_bytes:
-                return lines_read
+            for batch in batches:
+                position = batch[1]
+                yield batch
+            if last:
+                return
 
-    async def _commit_batches(self, name: str, inode: int, head: bytes, lines: list[Line], consumed: int) -> int:
-        """Commit batches in file order; the next batch is validated in a thread while one commits."""
-        parts: list[tuple[list[RawEvent], FileCursor]] = []
+    def _read_batches(
+        self, path: Path, position: FileCursor | None
+    ) -> tuple[list[tuple[list[RawEvent], FileCursor]], Resume, bool] | None:
+        """One chunk of the file as batches (in a thread: splitting lines is CPU work); `last`: nothing follows."""
+        chunk = self._read(path, position)
+        if chunk is None:
+            return None
+        inode, head, start, data, final, reason = chunk
+        lines, consumed = split_lines(data, start, final=final)
+        if consumed == start:
+            return None
+        name = path.name
+        batches = []
         for i in range(0, max(len(lines), 1), self.batch_lines):
             part = lines[i : i + self.batch_lines]
             end = part[-1].end if part and i + self.batch_lines < len(lines) else consumed
             events = [RawEvent(line.data, name, line.start, SOURCE) for line in part]
-            parts.append((events, advance(name, inode, head, end)))
-        pending = asyncio.ensure_future(asyncio.to_thread(self.ingestor.prepare, parts[0][0]))
-        try:
-            for k, (_events, cursor) in enumerate(parts):
-                prepared = await pending
-                if k + 1 < len(parts):
-                    pending = asyncio.ensure_future(asyncio.to_thread(self.ingestor.prepare, parts[k + 1][0]))
-                await self.ingestor.commit(prepared, kind="file", cursor=cursor)
-                self._cursors[name] = cursor
-        finally:
-            pending.cancel()
-        return len(lines)
+            batches.append((events, advance(name, inode, head, end)))
+        return batches, reason, len(data) < self.chunk_bytes
 
-    def _read(self, path: Path, name: str) -> tuple[int, bytes, int, bytes, bool, Resume] | None:
+    def _read(self, path: Path, position: FileCursor | None) -> tuple[int, bytes, int, bytes, bool, Resume] | None:
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -155,11 +183,11 @@ class Tailer:
         try:
             st = os.fstat(fd)
             head = os.pread(fd, FINGERPRINT_BYTES, 0)
-            start, reason = resume_at(self._cursors.get(name), inode=st.st_ino, size=st.st_size, head=head)
+            start, reason = resume_at(position, inode=st.st_ino, size=st.st_size, head=head)
             if start >= st.st_size:
                 return None
             data = os.pread(fd, self.chunk_bytes, start)
-            final = len(data) < self.chunk_bytes and self._settles(name, st.st_mtime_ns)
+            final = len(data) < self.chunk_bytes and self._settles(path.name, st.st_mtime_ns)
             return st.st_ino, head, start, data, final, reason
         finally:
             os.close(fd)

@@ -74,6 +74,11 @@ async def test_list_filters_search_and_retention(bus: Bus, calls: None, actors: 
     assert await ids_of(bus, agent, q="müller") == [2]
     assert await ids_of(bus, agent, q="Rezept") == [1]  # German stemming on the topic, old call excluded
     assert await ids_of(bus, agent, q="Termin Hausarzt") == [2]
+    assert await ids_of(bus, agent, q="weiss") == [1]  # name words, umlauts folded
+    assert await ids_of(bus, agent, q="Jürg") == [1]  # prefix of a name word
+    assert await ids_of(bus, agent, q="Müller Hausarzt") == [2]  # name and topic words combine
+    assert await ids_of(bus, agent, q="ller") == []  # words match from their start
+    assert await ids_of(bus, agent, q="!?") == []  # no word at all matches nothing
     assert await ids_of(bus, agent, priority=["urgent", "high"]) == [1, 3]
     assert await ids_of(bus, agent, quick=["last_hour"]) == [1]
     assert await ids_of(bus, agent, **{"from": NOW - timedelta(days=100)}) == [1, 2, 3]

@@ -99,9 +99,11 @@ def test_cursor_roundtrip_and_sort_binding() -> None:
         decode_cursor("!!!", Sort.NEWEST)
 
 
-def test_topic_query_is_prefix_words_only() -> None:
-    from schleuse_ingest.domain.query import topic_query
+def test_search_terms_are_word_prefixes_only() -> None:
+    from schleuse_ingest.domain.query import search_terms
 
-    assert topic_query("termin haus") == "termin:* & haus:*"
-    assert topic_query("a' | !b & (c)") == "a:* & b:* & c:*"
-    assert topic_query("  ") == ""
+    assert search_terms("termin haus") == ["termin:*", "haus:*"]
+    assert search_terms("a' | !b & (c)") == ["a", "b", "c"]  # operators never pass; short words match whole
+    assert search_terms("b.sc. mueller-weiss") == ["b", "sc", "mueller:*", "weiss:*"]
+    assert search_terms("  ") == []
+    assert len(search_terms(" ".join(["wort"] * 20))) == 8

@@ -1,5 +1,6 @@
 """`dlp.scan` and `dlp.restore`: find PII, replace it with stable placeholders, put it back."""
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -7,6 +8,55 @@ from pydantic import BaseModel, Field, model_validator
 DLP_SCAN = "dlp.scan"
 DLP_RESTORE = "dlp.restore"
 DLP_FORGET = "dlp.forget"
+
+# The placeholder syntax is the contract between dlp (which writes them) and chat (which holds back a
+# streamed answer until a placeholder is whole): "[" + type + "_" + number + "]", e.g. [PERSON_1].
+PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*?)_(\d{1,6})\]")
+MAX_PLACEHOLDER_LEN = 33  # "[" + type (<= 24 chars) + "_" + up to 6 digits + "]"
+
+
+def has_placeholder(text: str) -> bool:
+    """True when `text` contains at least one complete placeholder."""
+    return "[" in text and PLACEHOLDER.search(text) is not None
+
+
+class PlaceholderStreamBuffer:
+    """Cuts a stream of chunks into pieces that never end inside a placeholder.
+
+    `push` returns the text that is safe to restore now, holding back a trailing "[PERS" until the next
+    chunk shows how it ends; `flush` returns what is held at the end of the stream.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def push(self, chunk: str) -> str:
+        """Add a chunk; return the complete part (possibly empty)."""
+        text = self._pending + chunk
+        cut = text.rfind("[")
+        if cut != -1 and _could_be_placeholder_prefix(text[cut:]):
+            self._pending = text[cut:]
+            return text[:cut]
+        self._pending = ""
+        return text
+
+    def flush(self) -> str:
+        """End of stream: return whatever is held back."""
+        rest, self._pending = self._pending, ""
+        return rest
+
+
+def _could_be_placeholder_prefix(tail: str) -> bool:
+    """True if `tail` (starting with "[") may still grow into a placeholder."""
+    if len(tail) > MAX_PLACEHOLDER_LEN:
+        return False
+    body = tail[1:]
+    if not body:
+        return True
+    if not body[0].isupper():
+        return False
+    return all(c.isupper() or c.isdigit() or c == "_" for c in body)
+
 
 Action = Literal["redact", "mask", "hash", "block", "allow"]
 

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
+from schleuse_common.contracts.dlp import PLACEHOLDER
 from schleuse_dlp.domain import spans as t
 from schleuse_dlp.domain.policy import Action, Policy
 from schleuse_dlp.domain.spans import Span
-
-PLACEHOLDER = re.compile(r"\[([A-Z][A-Z_]*?)_(\d{1,6})\]")
 
 
 def normalize_value(entity_type: str, value: str) -> str:

@@ -53,7 +53,6 @@ _PRIORITY_WORDS: dict[str, Priority] = {
 }
 _DOB_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _DOB_DE = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
-_SPACES = re.compile(r"\s+")
 # Control, format and separator characters that must not reach storage or search (Unicode C*, Z[lp]).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ufff0-\uffff]")
 
@@ -197,8 +196,19 @@ def normalise_text(value: Any, limit: int, reason: str = "invalid_text") -> str:
     """Unicode NFC, no control characters, single spaces, trimmed and cut to `limit` characters."""
     if not isinstance(value, str):
         raise InvalidEvent(reason)
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", value))
-    return _SPACES.sub(" ", text).strip()[:limit]
+    return (_clean_text_cached(value) if len(value) <= CACHED_TEXT else _clean_text(value))[:limit]
+
+
+def _clean_text(value: str) -> str:
+    # Printable ASCII (most names and topics) needs neither NFC nor the control filter.
+    plain = value.isascii() and value.isprintable()
+    text = value if plain else _CONTROL.sub(" ", unicodedata.normalize("NFC", value))
+    return " ".join(text.split())  # str.split() splits on exactly the whitespace `\s` matches
+
+
+# Names and topics repeat a lot: short ones are cleaned and folded once (bounded memory).
+CACHED_TEXT = 256
+_clean_text_cached = lru_cache(maxsize=32768)(_clean_text)
 
 
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
@@ -206,7 +216,14 @@ _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss"})
 
 def search_key(text: str) -> str:
     """Text as search compares it: casefolded with German umlauts folded (Müller = mueller)."""
+    return _search_key_cached(text) if len(text) <= CACHED_TEXT else _search_key(text)
+
+
+def _search_key(text: str) -> str:
     return unicodedata.normalize("NFC", text).lower().translate(_FOLD).casefold()
+
+
+_search_key_cached = lru_cache(maxsize=32768)(_search_key)
 
 
 def normalise_priority(value: Any) -> Priority:

@@ -110,10 +110,18 @@ def split_query(q: str | None) -> tuple[str | None, str | None]:
     return None, text[:200]
 
 
-def topic_query(key: str) -> str:
-    """A prefix tsquery over the words typed (`termin haus` -> `termin:* & haus:*`); only word characters pass."""
-    words = re.findall(r"\w+", key)[:8]
-    return " & ".join(f"{w}:*" for w in words)
+MAX_SEARCH_WORDS = 8
+MIN_PREFIX = 3  # shorter words match whole words only (`b` of `B.Sc.` must not expand to every b-word)
+
+
+def search_words(key: str) -> list[str]:
+    """The words of a search key as name and topic words are indexed: runs of word characters."""
+    return re.findall(r"\w+", key)
+
+
+def search_terms(key: str) -> list[str]:
+    """One tsquery term per typed word (`termin ab` -> `termin:*`, `ab`); only word characters pass."""
+    return [w + ":*" if len(w) >= MIN_PREFIX else w for w in search_words(key)[:MAX_SEARCH_WORDS]]
 
 
 def encode_cursor(sort: Sort, key: tuple[object, ...]) -> str:
