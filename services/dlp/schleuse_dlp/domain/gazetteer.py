@@ -5,6 +5,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -87,7 +88,7 @@ class Gazetteer:
         grams = _grams(token)
         if not grams:
             return 0.0
-        return sum(table.get(g, 0.0) for g in grams) / len(grams)
+        return sum(map(table.get, grams, repeat(0.0, len(grams)))) / len(grams)
 
     @cached_property
     def _zipf_table(self) -> dict[str, int]:

@@ -29,6 +29,7 @@ _POSTCODE = r"(?<!\d)(?:D-)?(?:0[1-9]|[1-9]\d)\d{3}(?!\d)"
 
 _STREET_RE = re.compile(rf"(?<![\wÄÖÜäöüß-]){_STREET}\s{_HOUSE_NUMBER}(?![\d])")
 _CITY_RE = re.compile(rf"{_POSTCODE}\s{_CITY}")
+_FIVE_DIGITS = re.compile(r"\d{5}")  # a postcode has five: a cheap test before the costly scan
 # nouns that follow 5-digit counts and are not cities
 _NOT_CITIES = frozenset(
     [
@@ -86,7 +87,7 @@ def find_addresses(text: str) -> Iterator[Span]:
     """Street with number, postcode with city, merged when they form one address."""
     streets = [(m.start(), m.end()) for m in _STREET_RE.finditer(text)]
     cities: list[tuple[int, int]] = []
-    for m in _CITY_RE.finditer(text):
+    for m in _CITY_RE.finditer(text) if _FIVE_DIGITS.search(text) else ():
         city = m.group().split(None, 1)[1]
         if city.split()[0].split("-")[0] in _NOT_CITIES:
             continue

@@ -29,6 +29,7 @@ from schleuse_dlp.domain.spans import (
     TAX_NUMBER,
     Span,
 )
+from schleuse_dlp.domain.tokens import fold_ascii_case
 
 Finder = Callable[[str], Iterator[Span]]
 
@@ -174,11 +175,14 @@ def find_tax_ids(text: str) -> Iterator[Span]:
 
 
 _STNR = re.compile(r"(?<![\d/])\d{2,3}/\d{3,4}/\d{4,5}(?![\d/])|(?<![\d/])\d{10,13}(?![\d/])")
+_TEN_DIGITS = re.compile(r"\d{10}")
 _STNR_CONTEXT = ("steuernummer", "st.-nr", "stnr", "st-nr", "st.nr", "steuer-nr", "steuer nr")
 
 
 def find_tax_numbers(text: str) -> Iterator[Span]:
     """Steuernummer in a regional format (slashed) or, with context, the 13-digit federal format."""
+    if "/" not in text and not _TEN_DIGITS.search(text):  # each form has a slash or 10+ digits
+        return
     for m in _STNR.finditer(text):
         raw = m.group()
         if not stnr.is_valid(raw):
@@ -249,12 +253,13 @@ def find_plates(text: str) -> Iterator[Span]:
 # --- network ------------------------------------------------------------------------------
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\d|\.\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+_DIGIT_DOT_DIGIT = re.compile(r"\d\.\d")  # in every IPv4 address: a cheap test first
 _VERSION_CONTEXT = ("version", "v.", "release", "kapitel", "abschnitt", "§", "ziffer", "nr.")
 
 
 def find_ips(text: str) -> Iterator[Span]:
     """IPv4 and IPv6 addresses that parse, skipping version and section numbers."""
-    for m in _IPV4.finditer(text):
+    for m in _IPV4.finditer(text) if _DIGIT_DOT_DIGIT.search(text) else ():
         try:
             ipaddress.IPv4Address(m.group())
         except ValueError:
@@ -297,8 +302,16 @@ _DOB_CONTEXT = re.compile(
 _DOB_AFTER = re.compile(r"\s*(?:\)\s*)?(?:geboren|zur welt gekommen|born)", re.IGNORECASE)
 
 
+# Every cue of _DOB_CONTEXT and _DOB_AFTER contains one of these (ASCII, matched case-insensitively):
+# a text without any of them cannot hold a date of birth, and the costly date scan is skipped.
+_DOB_TRIGGERS = ("geb.", "geboren", "geburt", "birth", "born", "dob", "d.o.b.", "*", "zur welt gekommen")
+
+
 def find_dates_of_birth(text: str) -> Iterator[Span]:
     """Dates preceded by a birth cue ("geb. am", "Geburtsdatum:", "*", "born on")."""
+    folded = fold_ascii_case(text)
+    if not any(cue in folded for cue in _DOB_TRIGGERS):
+        return
     for m in _DATE.finditer(text):
         before = _DOB_CONTEXT.search(text[max(0, m.start() - 30) : m.start()])
         if before or _DOB_AFTER.match(text, m.end()):

@@ -27,6 +27,33 @@ _SIGNATURE = re.compile(
 )
 
 
+# Literals of which every match of the pattern contains one (all case-sensitive, like the patterns):
+# the scan is skipped for texts without any of them.
+_TRIGGERS: dict[re.Pattern[str], tuple[str, ...]] = {
+    _TITLE_CUE: ("Herr", "Frau", "Fr.", "Hr.", "Mr", "Ms", "Miss", "Dr.", "Prof.", "Kolleg"),
+    _INTRO: (
+        "ein Name ist",
+        "ch heiße",
+        "ch heisse",
+        "y name is",
+        "ame:",
+        "nsprechpartner",
+        "ontakt:",
+        "ersicherte",
+        "atient",
+        "ieter",
+        "unde:",
+        "undin:",
+    ),
+    _SIGNATURE: ("\n",),
+    _SELF: ("ch bin", "I am", "I'm", "ier ist", "ier spricht", "his is"),
+}
+
+
+def _may_match(pattern: re.Pattern[str], text: str) -> bool:
+    return any(t in text for t in _TRIGGERS[pattern])
+
+
 _WORD_RE = re.compile(rf"(?<![\w-]){_NAME}(?![\w-])")
 _PAIR_GAPS = frozenset({" ", " von ", " van ", " de ", " zu ", " von der ", " van der ", " vom "})
 
@@ -58,11 +85,13 @@ class NameRuleDetector:
 
     def _find(self, text: str) -> Iterator[Span]:
         for pattern in (_TITLE_CUE, _INTRO, _SIGNATURE):
+            if not _may_match(pattern, text):
+                continue
             for m in pattern.finditer(text):
                 span = self._trim(m.start(1), m.group(1))
                 if span:
                     yield span
-        for m in _SELF.finditer(text):
+        for m in _SELF.finditer(text) if _may_match(_SELF, text) else ():
             first = m.group(1).split(" ")[0]
             if self._gaz.first_rank(first) is not None:
                 span = self._trim(m.start(1), m.group(1))

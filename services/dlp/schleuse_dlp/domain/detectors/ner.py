@@ -5,8 +5,9 @@ feature function below is shared by training and inference so they can never dri
 """
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pycrfsuite
 
@@ -212,8 +213,7 @@ def _word_class(w: str, fn: str, ln: str, gazetteer: Gazetteer) -> str:
     return "U"
 
 
-@dataclass(frozen=True, slots=True)
-class _Word:
+class _Word(NamedTuple):
     """What the features need to know about one word, independent of its neighbours (cached)."""
 
     own: tuple[str, ...]
@@ -365,6 +365,143 @@ def token_features(tokens: list[Token], gazetteer: Gazetteer) -> list[list[str]]
     return out
 
 
+class _Blocks(NamedTuple):
+    """One word's feature strings in every role it can play in a +-2 window, as the tagger gets them.
+
+    Each tuple holds, in the order `token_features` emits them, only the attributes the model knows
+    (crfsuite ignores the others).
+    """
+
+    lower: str
+    own: tuple[str, ...]  # the word's own features
+    bos: tuple[str, ...]  # when the word starts a sentence
+    as_m2: tuple[str, ...]  # the word seen from two tokens later ("-2w=...")
+    as_m1: tuple[str, ...]  # ... from the next token ("-1w=...", "-1sh=...")
+    as_p1: tuple[str, ...]  # ... from the previous token ("1w=...")
+    as_p2: tuple[str, ...]  # ... from two tokens earlier ("2w=...")
+    prev_head: tuple[str, ...]  # "-1s3=..." of the next token
+    prev_tail: tuple[str, ...]  # "-1noun", "-1cue", ... of the next token
+    prev2: tuple[str, ...]  # "-2cue", ... of the token after next
+    next_tail: tuple[str, ...]  # "+1speech", "+1part" of the previous token
+
+
+def _word_blocks(w: str, gazetteer: Gazetteer, known: frozenset[str]) -> _Blocks:
+    """The per-word parts of `token_features`, filtered by the model's attributes (see `FastFeatures`)."""
+    me = _word_info(w, gazetteer)
+    lw, cls, shape = me.lower, me.cls, me.shape
+    extra = []  # fn/ln/ng/zf of a +-1 neighbour, without the offset prefix
+    if me.fn:
+        extra.append("fn=" + me.fn)
+    if me.ln:
+        extra.append("ln=" + me.ln)
+    if me.ng:
+        extra.append("ng=" + me.ng)
+    if me.zf:
+        extra.append("zf=" + me.zf)
+    cue, speech, part, role = lw in TITLE_CUES, lw in SPEECH_CUES, lw in PARTICLES, lw.endswith(ROLE_SUFFIXES)
+    prev_tail = [
+        name
+        for name, on in (("-1noun", me.noun), ("-1cue", cue), ("-1speech", speech), ("-1part", part), ("-1role", role))
+        if on
+    ]
+    prev2 = [name for name, on in (("-2cue", cue), ("-2speech", speech), ("-2role", role)) if on]
+    next_tail = [name for name, on in (("+1speech", speech), ("+1part", part)) if on]
+    bos = ["bos", "bos|zf=" + me.zf + cls] if me.zf else ["bos"]
+    near1 = ["w=" + lw, "c=" + cls, "sh=" + shape, *extra]
+    # the neighbour blocks of token i use the word at i+d, so the word is "-d" away from that token
+    return _Blocks(
+        lower=lw,
+        own=_keep(me.own, known),
+        bos=_keep(bos, known),
+        as_m2=_keep(("-2w=" + lw, "-2c=" + cls), known),
+        as_m1=_keep(["-1" + x for x in near1], known),
+        as_p1=_keep(["1" + x for x in near1], known),
+        as_p2=_keep(("2w=" + lw, "2c=" + cls), known),
+        prev_head=_keep(("-1s3=" + lw[-3:],), known),
+        prev_tail=_keep(prev_tail, known),
+        prev2=_keep(prev2, known),
+        next_tail=_keep(next_tail, known),
+    )
+
+
+def _keep(feats: Sequence[str], known: frozenset[str]) -> tuple[str, ...]:
+    return tuple([x for x in feats if x in known])
+
+
+class FastFeatures:
+    """`token_features` for one model, minus the attributes the model does not know, built from per-word caches.
+
+    crfsuite skips attributes missing from the model, so the tagger's output (tags and marginals) is
+    the same as with the full feature lists; tests check that this equals the filtered `token_features`.
+    """
+
+    def __init__(self, gazetteer: Gazetteer, known: frozenset[str]) -> None:
+        self._gazetteer = gazetteer
+        self._known = known
+        self._cache: dict[str, _Blocks] = {}
+        self._init = _keep(("-1init",), known)
+        self._edge = {name: _keep((name,), known) for name in ("-2w=^", "-1w=^", "1w=$", "2w=$")}
+
+    def _blocks(self, w: str) -> _Blocks:
+        b = self._cache.get(w)
+        if b is None:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            b = self._cache[w] = _word_blocks(w, self._gazetteer, self._known)
+        return b
+
+    def __call__(self, tokens: list[Token]) -> list[list[str]]:
+        """Per token: the model's known features, in `token_features` order."""
+        known = self._known
+        edge = self._edge
+        blocks = self._blocks
+        words = [t.text for t in tokens]
+        info = [blocks(w) for w in words]
+        n = len(tokens)
+        out: list[list[str]] = []
+        for i in range(n):
+            me = info[i]
+            lw = me.lower
+            f = list(me.own)
+            if i > 1 and _is_initial(tokens, i - 2):
+                f += self._init
+            elif i == 0 or words[i - 1] in _SENT_END:
+                f += me.bos
+            if i > 1:
+                f += info[i - 2].as_m2
+            elif i == 1:
+                f += edge["-2w=^"]
+            if i > 0:
+                f += info[i - 1].as_m1
+            else:
+                f += edge["-1w=^"]
+            if i < n - 1:
+                f += info[i + 1].as_p1
+            else:
+                f += edge["1w=$"]
+            if i < n - 2:
+                f += info[i + 2].as_p2
+            elif i == n - 2:
+                f += edge["2w=$"]
+            if i > 0:
+                prev = info[i - 1]
+                f += prev.prev_head
+                pair = "-1w|w=" + prev.lower + "|" + lw
+                if pair in known:
+                    f.append(pair)
+                f += prev.prev_tail
+                if i > 1:
+                    f += info[i - 2].prev2
+            if i < n - 1:
+                nxt = info[i + 1]
+                pair = "w|+1w=" + lw + "|" + nxt.lower
+                if pair in known:
+                    f.append(pair)
+                f += nxt.next_tail
+            out.append(f)
+        return out
+
+
 def _is_initial(tokens: list[Token], i: int) -> bool:
     """Tokens i, i+1 are an initial such as "W." (one capital letter directly followed by a dot)."""
     return (
@@ -449,6 +586,7 @@ class CrfNerDetector:
         self._tagger = pycrfsuite.Tagger()
         self._tagger.open(str(model_path))
         self._gazetteer = gazetteer
+        self._features = FastFeatures(gazetteer, frozenset(self._tagger.info().attributes))
         self._per_labels = [label for label in ("B-PER", "I-PER") if label in self._tagger.labels()]
         gazetteer.name_likeness("Name")  # build the n-gram table now, not on the first message
         gazetteer.zipf("Name")  # and load the word frequencies
@@ -458,7 +596,7 @@ class CrfNerDetector:
         tokens = tokenize(text)
         if not tokens:
             return []
-        tags = self._tagger.tag(token_features(tokens, self._gazetteer))
+        tags = self._tagger.tag(self._features(tokens))
         tags = repair_person_tags(tokens, tags, self._gazetteer)
         return [
             s

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterator
 
 from schleuse_dlp.domain.spans import SECRET, Span
+from schleuse_dlp.domain.tokens import fold_ascii_case
 
 _KEY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p)
@@ -22,6 +23,22 @@ _KEY_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z]+ )?PRIVATE KEY-----",
     )
 )
+# For each key pattern, literals of which every match contains one (case-sensitive): a cheap test
+# that lets the scan be skipped for the many texts without any of them.
+_KEY_TRIGGERS: tuple[tuple[str, ...], ...] = (
+    ("AKIA", "ASIA"),
+    ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ("github_pat_",),
+    ("glpat-",),
+    ("sk-",),
+    ("_live_", "_test_"),
+    ("xox",),
+    ("AIza",),
+    ("hf_",),
+    ("SG.",),
+    ("eyJ",),
+    ("-----BEGIN ",),
+)
 # user:password@ in a URL: only the credentials are secret, the host may stay readable
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/:@]+:[^\s/@]+(?=@)")
 _URL_TOKEN = re.compile(
@@ -35,11 +52,15 @@ _PASSWORD_CUE = re.compile(
     r"(?:\s+(?:ist|lautet|is))?\s*[:=]?\s*[\"'„]?([^\s\"'“]{4,})",
     re.IGNORECASE,
 )
+# every _PASSWORD_CUE match contains one of these (after fold_ascii_case)
+_PASSWORD_TRIGGERS = ("passw", "kennwort", "pwd", "pin", "api", "secret", "token")
 
 
 def find_secrets(text: str) -> Iterator[Span]:
     """Known API-key formats, URL credentials and tokens, private keys and values after a password cue."""
-    for pattern in _KEY_PATTERNS:
+    for pattern, triggers in zip(_KEY_PATTERNS, _KEY_TRIGGERS, strict=True):
+        if not any(t in text for t in triggers):
+            continue
         for m in pattern.finditer(text):
             yield Span(m.start(), m.end(), SECRET, 1.0, "secret-format")
     if "://" in text:
@@ -48,6 +69,9 @@ def find_secrets(text: str) -> Iterator[Span]:
     if "=" in text:
         for m in _URL_TOKEN.finditer(text):
             yield Span(m.start(1), m.end(1), SECRET, 0.95, "url-token")
+    folded = fold_ascii_case(text)
+    if not any(t in folded for t in _PASSWORD_TRIGGERS):
+        return
     for m in _PASSWORD_CUE.finditer(text):
         value = m.group(1).rstrip(".,;)")
         # a cue followed by a plain lower-case word is prose ("Passwort vergessen"), not a secret
