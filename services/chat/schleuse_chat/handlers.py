@@ -60,6 +60,7 @@ from schleuse_common.ids import new_id, utcnow
 log = structlog.get_logger("schleuse.chat")
 
 RECENT_THREADS = 2000
+RECENT_PER_THREAD = 8
 FAIL_OPEN_KIND = "dlp.fail_open"  # `policy.event` kind of a turn sent unscanned while DLP was down
 
 
@@ -313,7 +314,9 @@ class ChatHandlers:
         self._recent.pop(thread_id, None)
 
     def _remember(self, thread_id: str, exchange: Exchange) -> None:
-        self._recent.setdefault(thread_id, []).append(exchange)
+        recent = self._recent.setdefault(thread_id, [])
+        recent.append(exchange)
+        del recent[:-RECENT_PER_THREAD]  # only the newest can still be on their way to the database
         self._recent.move_to_end(thread_id)
         while len(self._recent) > RECENT_THREADS:
             self._recent.popitem(last=False)
