@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import os
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, delete, func, select
+from sqlalchemy import Column, DateTime, LargeBinary, MetaData, String, Table, delete, event, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,34 +145,94 @@ class DataKeyring:
             self._by_id.pop(old.key_id, None)
         return dk
 
+    def cached(self, owner_id: str) -> DataKey | None:
+        """The owner's data key if this process has it (no database access)."""
+        return self._by_owner.get(owner_id)
+
     async def for_owner(self, session: AsyncSession, owner_id: str) -> DataKey:
         """The owner's data key, created on first use."""
         cached = self._by_owner.get(owner_id)
         if cached is not None:
             return cached
-        t = self.table
-        row = (await session.execute(select(t.c.key_id, t.c.wrapped).where(t.c.owner_id == owner_id))).first()
-        if row is None:
-            dek = AESGCM.generate_key(bit_length=256)
-            stmt = (
-                insert(t)
-                .values(key_id=new_id(), owner_id=owner_id, kek_id=self.kek.kek_id, wrapped=self.kek.wrap(dek))
-                .on_conflict_do_nothing(index_elements=["owner_id"])
+        return (await self.for_owners(session, {owner_id}))[owner_id]
+
+    async def for_owners(self, session: AsyncSession, owner_ids: Iterable[str]) -> dict[str, DataKey]:
+        """Every owner's data key, loading the uncached ones in one query and creating the missing in one more."""
+        found: dict[str, DataKey] = {}
+        missing: list[str] = []
+        for owner in owner_ids:
+            cached = self._by_owner.get(owner)
+            if cached is None:
+                missing.append(owner)
+            else:
+                found[owner] = cached
+        if not missing:
+            return found
+        await self._load(session, missing, found)
+        owners = sorted(o for o in missing if o not in found)  # sorted: concurrent creators lock in one order
+        if owners:
+            fresh = {o: DataKey(new_id(), AESGCM.generate_key(bit_length=256)) for o in owners}
+            t = self.table
+            created = await session.execute(
+                insert(t).on_conflict_do_nothing(index_elements=["owner_id"]).returning(t.c.owner_id),
+                [
+                    {
+                        "key_id": fresh[o].key_id,
+                        "owner_id": o,
+                        "kek_id": self.kek.kek_id,
+                        "wrapped": self.kek.wrap(fresh[o].key),
+                    }
+                    for o in owners
+                ],
             )
-            await session.execute(stmt)
-            row = (await session.execute(select(t.c.key_id, t.c.wrapped).where(t.c.owner_id == owner_id))).one()
-        return self._remember(owner_id, DataKey(row.key_id, self.kek.unwrap(row.wrapped)))
+            made = list(created.scalars())
+            for owner in made:
+                found[owner] = self._remember(owner, fresh[owner])
+            self._forget_on_rollback(session, made)
+            raced = [o for o in owners if o not in found]  # another replica created them meanwhile
+            if raced:
+                await self._load(session, raced, found)
+        return found
 
     async def by_id(self, session: AsyncSession, key_id: str) -> bytes | None:
         """The data key with `key_id`, or None when it was shredded."""
         cached = self._by_id.get(key_id)
         if cached is not None:
             return cached.key
+        return (await self.keys_by_id(session, {key_id})).get(key_id)
+
+    async def keys_by_id(self, session: AsyncSession, key_ids: Iterable[str]) -> dict[str, bytes]:
+        """The data keys with these ids; shredded ones are absent."""
+        result: dict[str, bytes] = {}
+        missing: list[str] = []
+        for key_id in key_ids:
+            cached = self._by_id.get(key_id)
+            if cached is None:
+                missing.append(key_id)
+            else:
+                result[key_id] = cached.key
+        if missing:
+            t = self.table
+            rows = await session.execute(select(t.c.key_id, t.c.owner_id, t.c.wrapped).where(t.c.key_id.in_(missing)))
+            for row in rows:
+                result[row.key_id] = self._remember(row.owner_id, DataKey(row.key_id, self.kek.unwrap(row.wrapped))).key
+        return result
+
+    async def _load(self, session: AsyncSession, owners: list[str], into: dict[str, DataKey]) -> None:
         t = self.table
-        row = (await session.execute(select(t.c.owner_id, t.c.wrapped).where(t.c.key_id == key_id))).first()
-        if row is None:
-            return None
-        return self._remember(row.owner_id, DataKey(key_id, self.kek.unwrap(row.wrapped))).key
+        rows = await session.execute(select(t.c.owner_id, t.c.key_id, t.c.wrapped).where(t.c.owner_id.in_(owners)))
+        for row in rows:
+            into[row.owner_id] = self._remember(row.owner_id, DataKey(row.key_id, self.kek.unwrap(row.wrapped)))
+
+    def _forget_on_rollback(self, session: AsyncSession, owners: list[str]) -> None:
+        """Keys created in a transaction that rolls back never existed: they must not stay cached."""
+
+        def forget(_session: object) -> None:
+            for owner in owners:
+                self.forget_cached(owner)
+
+        if owners:
+            event.listen(session.sync_session, "after_rollback", forget, once=True)
 
     async def shred(self, session: AsyncSession, owner_id: str) -> int:
         """Delete the owner's data keys: everything encrypted under them is unreadable from now on."""

@@ -69,3 +69,26 @@ async def test_keyring_creates_one_key_per_owner_and_shreds(infra: InfraSettings
     async with db.session() as s:
         assert await rotated.by_id(s, b.key_id) == b.key
     await db.dispose()
+
+
+async def test_keys_of_a_rolled_back_transaction_are_not_kept(infra: InfraSettings) -> None:
+    schema = "common_test_keys"
+    md = MetaData(schema=schema)
+    table = data_keys_table(md)
+    db = Database(infra.database_url, schema)
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        await conn.run_sync(md.create_all)
+    ring = DataKeyring(table, LocalKek(b"q" * 32))
+    with pytest.raises(RuntimeError):
+        async with db.session() as s:
+            await ring.for_owners(s, {"carla", "dora"})
+            raise RuntimeError("the turn failed after the keys were made")
+    assert ring.cached("carla") is None and ring.cached("dora") is None  # never stored, so never used
+    async with db.session() as s:
+        keys = await ring.for_owners(s, {"carla", "dora", "erik"})
+    assert len({dk.key_id for dk in keys.values()}) == 3
+    async with db.session() as s:
+        stored = await DataKeyring(table, LocalKek(b"q" * 32)).keys_by_id(s, {dk.key_id for dk in keys.values()})
+    assert stored == {dk.key_id: dk.key for dk in keys.values()}
+    await db.dispose()

@@ -6,13 +6,10 @@ import hashlib
 import os
 from functools import lru_cache
 
-import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import MetaData, Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from schleuse_common.crypto import FORMAT_V1, NONCE_BYTES, DataKey, DataKeyring, KeyEncryptionKey, data_keys_table
-from schleuse_common.ids import new_id
 
 _metadata = MetaData()
 DATA_KEYS: Table = data_keys_table(_metadata)
@@ -44,15 +41,11 @@ def nonces(count: int) -> list[bytes]:
 
 
 class CallKeyring(DataKeyring):
-    """A DataKeyring that fetches and creates many owners' keys in one round trip (ingest batches)."""
+    """A DataKeyring sized for ingest batches, with a reusable cipher per data key."""
 
     def __init__(self, kek: KeyEncryptionKey, cache_size: int = 200_000) -> None:
         super().__init__(DATA_KEYS, kek, cache_size=cache_size)
         self._aeads: dict[str, AESGCM] = {}
-
-    def cached(self, owner_id: str) -> DataKey | None:
-        """The owner's data key if this process has it (no database access; safe from a worker thread)."""
-        return self._by_owner.get(owner_id)
 
     def aead(self, dk: DataKey) -> AESGCM:
         """A cipher for a data key, reused across a batch's rows (dropped when the key leaves the cache)."""
@@ -69,78 +62,3 @@ class CallKeyring(DataKeyring):
         if dk is not None:
             self._aeads.pop(dk.key_id, None)
         super().forget_cached(owner_id)
-
-    async def for_owners(self, session: AsyncSession, owner_ids: set[str]) -> dict[str, DataKey]:
-        """Every owner's data key, creating the missing ones in one statement."""
-        found: dict[str, DataKey] = {}
-        missing: list[str] = []
-        for owner in owner_ids:
-            cached = self._by_owner.get(owner)
-            if cached is None:
-                missing.append(owner)
-            else:
-                found[owner] = cached
-        if not missing:
-            return found
-        await self._load(session, missing, found)
-        absent = [o for o in missing if o not in found]
-        if absent:
-            owners = sorted(absent)  # sorted: concurrent batches lock in the same order
-            fresh = {o: (new_id(), AESGCM.generate_key(bit_length=256)) for o in owners}
-            created = await session.execute(
-                sa.text(
-                    "INSERT INTO data_keys (key_id, owner_id, kek_id, wrapped) "
-                    "SELECT k, o, :kek, w FROM unnest(CAST(:keys AS text[]), CAST(:owners AS text[]), "
-                    "CAST(:wrapped AS bytea[])) AS t(k, o, w) ON CONFLICT (owner_id) DO NOTHING RETURNING owner_id"
-                ),
-                {
-                    "kek": self.kek.kek_id,
-                    "keys": [fresh[o][0] for o in owners],
-                    "owners": owners,
-                    "wrapped": [self.kek.wrap(fresh[o][1]) for o in owners],
-                },
-            )
-            made = [owner for (owner,) in created]
-            for owner in made:
-                found[owner] = self._remember(owner, DataKey(*fresh[owner]))
-            self._forget_on_rollback(session, made)
-            raced = [o for o in owners if o not in found]  # another replica created them meanwhile
-            if raced:
-                await self._load(session, raced, found)
-        return found
-
-    def _forget_on_rollback(self, session: AsyncSession, owners: list[str]) -> None:
-        """Keys created in a transaction that rolls back never existed: they must not stay cached."""
-
-        def forget(_session: object) -> None:
-            for owner in owners:
-                self.forget_cached(owner)
-
-        if owners:
-            sa.event.listen(session.sync_session, "after_rollback", forget, once=True)
-
-    async def keys_by_id(self, session: AsyncSession, key_ids: set[str]) -> dict[str, bytes]:
-        """The data keys with these ids; shredded ones are absent."""
-        result: dict[str, bytes] = {}
-        missing = []
-        for key_id in key_ids:
-            cached = self._by_id.get(key_id)
-            if cached is None:
-                missing.append(key_id)
-            else:
-                result[key_id] = cached.key
-        if missing:
-            rows = await session.execute(
-                sa.text("SELECT key_id, owner_id, wrapped FROM data_keys WHERE key_id = ANY(:ids)"), {"ids": missing}
-            )
-            for row in rows:
-                result[row.key_id] = self._remember(row.owner_id, DataKey(row.key_id, self.kek.unwrap(row.wrapped))).key
-        return result
-
-    async def _load(self, session: AsyncSession, owners: list[str], into: dict[str, DataKey]) -> None:
-        rows = await session.execute(
-            sa.text("SELECT owner_id, key_id, wrapped FROM data_keys WHERE owner_id = ANY(:owners)"),
-            {"owners": owners},
-        )
-        for row in rows:
-            into[row.owner_id] = self._remember(row.owner_id, DataKey(row.key_id, self.kek.unwrap(row.wrapped)))
