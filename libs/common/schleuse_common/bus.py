@@ -288,17 +288,10 @@ class Bus:
                 if kind == "error":
                     raise BusError.from_body(ErrorBody.model_validate_json(msg.data))
                 chunk = chunk_model.model_validate_json(msg.data)
-                if held is None or coalesce is None:
-                    if held is not None:
-                        yield held
-                    held = chunk
-                    continue
-                merged = coalesce(held, chunk)
-                if merged is None:
+                merged = coalesce(held, chunk) if held is not None and coalesce is not None else None
+                if merged is None and held is not None:
                     yield held
-                    held = chunk
-                else:
-                    held = merged
+                held = chunk if merged is None else merged
         finally:
             self._streams.pop(token, None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -53,31 +53,31 @@ class Database:
         await self.engine.dispose()
 
 
-def ensure_database(url: str) -> None:
-    """Create the database named in `url` if it does not exist yet (dev stack and tests)."""
+@contextlib.contextmanager
+def _maintenance(url: str) -> Iterator[tuple[sa.Connection, str]]:
+    """An autocommit connection to the server's `postgres` database, and the database `url` names."""
     target = make_url(sqlalchemy_url(url))
     engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            exists = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}
-            ).first()
-            if not exists:
-                with contextlib.suppress(sa.exc.ProgrammingError):  # created concurrently
-                    conn.execute(sa.text(f'CREATE DATABASE "{target.database}"'))
+            yield conn, str(target.database)
     finally:
         engine.dispose()
+
+
+def ensure_database(url: str) -> None:
+    """Create the database named in `url` if it does not exist yet (dev stack and tests)."""
+    with _maintenance(url) as (conn, name):
+        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        if not exists:
+            with contextlib.suppress(sa.exc.ProgrammingError):  # created concurrently
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
 
 
 def drop_database(url: str) -> None:
     """Drop the database named in `url`, closing its connections (test sessions clean up after themselves)."""
-    target = make_url(sqlalchemy_url(url))
-    engine = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+    with _maintenance(url) as (conn, name):
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def with_database(url: str, database: str) -> str:
